@@ -1,0 +1,42 @@
+# tilescan's front door. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build by default. GPU hosts: make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
+TORCH ?= torch==2.13.0
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --constraint constraints.txt
+
+DEV_STAMP := $(VENV)/.dev-installed
+DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml
+
+.PHONY: help install test test-fast lint train
+
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(DEV_STAMP): $(BIN)/python $(DEV_DEPS)
+	$(PIP) "$(TORCH)"
+	$(PIP) -e "shared[cpu]" -e "training[test]"
+	touch $@
+
+install: $(DEV_STAMP)  ## create .venv with everything for training and tests
+
+test: $(DEV_STAMP)  ## run every test (unit, integration, browser)
+	$(BIN)/python -m pytest
+
+test-fast: $(DEV_STAMP)  ## run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(DEV_STAMP)  ## ruff check + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+train: $(DEV_STAMP)  ## reproduce the DVC pipeline (ingest -> split -> train -> export -> evaluate)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro

@@ -1,0 +1,95 @@
+"""From a probability map to a defect mask, its regions and its wire formats (PNG, RLE, JSON rows).
+
+The decision rule is the single definition of "this tile has a defect" used by both the
+evaluate stage and the service: a pixel is defect when its probability is at least
+``threshold``; defect pixels form 8-connected regions; regions smaller than ``min_region_area``
+pixels are dropped from the mask; the tile has a defect when any region remains.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    threshold: float = 0.5
+    min_region_area: int = 0
+
+
+@dataclass(frozen=True)
+class Region:
+    """A connected defect region; ``bbox`` is ``[x0, y0, x1, y1]`` with exclusive ``x1``/``y1``."""
+
+    bbox: tuple[int, int, int, int]
+    area: int
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    mask: np.ndarray  # uint8 (H, W), 1 = defect
+    regions: list[Region]
+
+    @property
+    def has_defect(self) -> bool:
+        return bool(self.regions)
+
+    @property
+    def defect_pixels(self) -> int:
+        return int(sum(r.area for r in self.regions))
+
+
+def segment(probability: np.ndarray, rule: DecisionRule) -> Segmentation:
+    """Apply the decision rule to a ``float (H, W)`` probability map."""
+    labels, count = ndimage.label(probability >= rule.threshold, structure=_EIGHT_CONNECTED)
+    if count == 0:
+        return Segmentation(np.zeros(probability.shape, dtype=np.uint8), [])
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    keep = areas >= max(rule.min_region_area, 1)
+    keep[0] = False
+    regions = [
+        Region(bbox=(sl[1].start, sl[0].start, sl[1].stop, sl[0].stop), area=int(areas[i]))
+        for i, sl in enumerate(ndimage.find_objects(labels), start=1)
+        if keep[i]
+    ]
+    return Segmentation(keep[labels].astype(np.uint8), regions)
+
+
+def encode_png(mask: np.ndarray) -> bytes:
+    """Single-channel 8-bit PNG: 0 = no defect, 255 = defect."""
+    buf = io.BytesIO()
+    Image.fromarray((mask > 0).astype(np.uint8) * 255, mode="L").save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def encode_rle(mask: np.ndarray) -> dict[str, list[int]]:
+    """COCO-style uncompressed RLE: column-major run lengths, starting with a run of zeros."""
+    flat = (np.asarray(mask).T.ravel() > 0).astype(np.int8)
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate(([0], change, [flat.size]))
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0] == 1:
+        counts.insert(0, 0)
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts}
+
+
+def decode_rle(rle: dict[str, list[int]]) -> np.ndarray:
+    """Inverse of :func:`encode_rle`: a ``uint8 (H, W)`` 0/1 mask."""
+    height, width = rle["size"]
+    values = np.arange(len(rle["counts"])) % 2
+    flat = np.repeat(values.astype(np.uint8), rle["counts"])
+    if flat.size != height * width:
+        raise ValueError(f"RLE counts cover {flat.size} pixels, size says {height * width}")
+    return flat.reshape(width, height).T.copy()
+
+
+def mask_rows(mask: np.ndarray) -> list[list[int]]:
+    """The mask as a list of rows of 0/1 ints (the ``pred`` field of the JSON answer)."""
+    return (mask > 0).astype(np.uint8).tolist()

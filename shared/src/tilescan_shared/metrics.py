@@ -1,0 +1,69 @@
+"""Segmentation and detection metrics, numpy only.
+
+Functional style: first the confusion counts, then named scores. An empty prediction of an empty
+truth scores 1 (nothing to find, nothing reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PixelCounts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def __add__(self, other: PixelCounts) -> PixelCounts:
+        return PixelCounts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
+
+    @property
+    def dice(self) -> float:
+        denom = 2 * self.tp + self.fp + self.fn
+        return 1.0 if denom == 0 else 2 * self.tp / denom
+
+    @property
+    def iou(self) -> float:
+        denom = self.tp + self.fp + self.fn
+        return 1.0 if denom == 0 else self.tp / denom
+
+
+def pixel_counts(pred: np.ndarray, truth: np.ndarray) -> PixelCounts:
+    """Confusion counts of two same-shaped binary masks (anything > 0 is positive)."""
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape")
+    p = pred > 0
+    t = truth > 0
+    tp = int(np.count_nonzero(p & t))
+    return PixelCounts(tp=tp, fp=int(np.count_nonzero(p)) - tp, fn=int(np.count_nonzero(t)) - tp)
+
+
+@dataclass(frozen=True)
+class DetectionScores:
+    """Image-level scores: does the tile have a defect at all?"""
+
+    precision: float
+    recall: float
+    false_alarm_rate: float
+
+
+def detection_scores(predicted: np.ndarray, actual: np.ndarray) -> DetectionScores:
+    """Image-level precision, recall and false-alarm rate from two boolean vectors (one entry a tile).
+
+    ``false_alarm_rate`` is the share of defect-free tiles reported as defective. Undefined ratios
+    (no positive prediction, no defective or no defect-free tile) are reported as 0.
+    """
+    predicted = np.asarray(predicted, dtype=bool)
+    actual = np.asarray(actual, dtype=bool)
+    tp = int(np.count_nonzero(predicted & actual))
+    fp = int(np.count_nonzero(predicted & ~actual))
+    fn = int(np.count_nonzero(~predicted & actual))
+    negatives = int(np.count_nonzero(~actual))
+    return DetectionScores(
+        precision=tp / (tp + fp) if tp + fp else 0.0,
+        recall=tp / (tp + fn) if tp + fn else 0.0,
+        false_alarm_rate=fp / negatives if negatives else 0.0,
+    )

@@ -1,0 +1,107 @@
+"""The ONNX model contract and the one class that runs it.
+
+Contract of ``models/tilescan.onnx`` (written by training's export stage):
+
+* input ``image``: ``uint8`` ``[N, 1, H, W]``, grayscale, any ``H`` and ``W``;
+* output ``probability``: ``float32`` ``[N, 1, H, W]``, per-pixel defect probability, same size;
+* ``metadata_props``: ``name``, ``version``, ``threshold``, ``min_region_area``, ``working_size``
+  and JSON documents ``train_params`` and ``metrics``.
+
+Normalisation, resizing and the sigmoid live inside the graph, so callers only decode the image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from tilescan_shared.masks import DecisionRule
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "probability"
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model file says about itself in its ``metadata_props``."""
+
+    name: str
+    version: str
+    rule: DecisionRule
+    working_size: list[int]
+    train_params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_props(cls, props: dict[str, str]) -> ModelInfo:
+        missing = {"name", "version", "threshold", "working_size"} - props.keys()
+        if missing:
+            raise ValueError(f"model metadata lacks {sorted(missing)}")
+        return cls(
+            name=props["name"],
+            version=props["version"],
+            rule=DecisionRule(
+                threshold=float(props["threshold"]),
+                min_region_area=int(props.get("min_region_area", "0")),
+            ),
+            working_size=json.loads(props["working_size"]),
+            train_params=json.loads(props.get("train_params", "{}")),
+            metrics=json.loads(props.get("metrics", "{}")),
+        )
+
+
+def resolve_providers(requested: str | Sequence[str] = "auto") -> list[str]:
+    """Turn ``"auto"`` or an explicit list into onnxruntime execution providers.
+
+    ``auto`` means CUDA when this onnxruntime build offers it, then CPU as the fallback.
+    """
+    available = ort.get_available_providers()
+    if requested == "auto":
+        return [CUDA, CPU] if CUDA in available else [CPU]
+    wanted = [requested] if isinstance(requested, str) else list(requested)
+    unknown = [p for p in wanted if p not in available]
+    if unknown:
+        raise ValueError(f"execution providers {unknown} are not available; this build offers {available}")
+    return wanted
+
+
+class Predictor:
+    """One onnxruntime session over a tilescan model file; thread-safe for concurrent ``predict`` calls."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        providers: str | Sequence[str] = "auto",
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+    ) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        self.session = ort.InferenceSession(
+            str(model_path), sess_options=options, providers=resolve_providers(providers)
+        )
+        self.info = ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session really uses (CUDA may have fallen back to CPU)."""
+        return self.session.get_providers()
+
+    def predict(self, gray: np.ndarray) -> np.ndarray:
+        """Defect probability ``float32 (H, W)`` for one ``uint8 (H, W)`` grayscale image."""
+        if gray.dtype != np.uint8 or gray.ndim != 2:
+            raise ValueError(f"expected a uint8 (H, W) array, got {gray.dtype} {gray.shape}")
+        return self.predict_batch(gray[None, None])[0, 0]
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Defect probabilities ``float32 [N, 1, H, W]`` for a ``uint8 [N, 1, H, W]`` batch."""
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]

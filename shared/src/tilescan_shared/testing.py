@@ -1,0 +1,62 @@
+"""Test helpers for code built on tilescan_shared (needs the ``onnx`` package, a test dependency)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def write_tiny_model(
+    path: str | Path,
+    threshold: float = 0.5,
+    min_region_area: int = 0,
+    version: str = "tiny0001",
+) -> Path:
+    """Write a model with the tilescan contract whose probability is simply ``pixel / 255``.
+
+    Bright pixels are "defects", so tests can draw the answer they expect.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME
+
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [255.0])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", [INPUT_NAME], ["as_float"], to=TensorProto.FLOAT),
+            helper.make_node("Div", ["as_float", "scale"], [OUTPUT_NAME]),
+        ],
+        "tiny_tilescan",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        initializer=[scale],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    props = {
+        "name": "tilescan-tiny",
+        "version": version,
+        "threshold": str(threshold),
+        "min_region_area": str(min_region_area),
+        "working_size": json.dumps([8, 8]),
+        "train_params": json.dumps({"note": "test model"}),
+        "metrics": json.dumps({"dice": 0.5, "iou": 0.33}),
+    }
+    helper.set_model_props(model, props)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    onnx.save(model, path)
+    return path
+
+
+def bright_square(
+    height: int = 40, width: int = 60, box: tuple[int, int, int, int] = (10, 5, 30, 20)
+) -> np.ndarray:
+    """A dark ``uint8`` image with one white rectangle ``box = (x0, y0, x1, y1)``, exclusive ends."""
+    img = np.full((height, width), 20, dtype=np.uint8)
+    x0, y0, x1, y1 = box
+    img[y0:y1, x0:x1] = 255
+    return img

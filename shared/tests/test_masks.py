@@ -1,0 +1,51 @@
+import io
+
+import numpy as np
+from PIL import Image
+
+from tilescan_shared.masks import DecisionRule, decode_rle, encode_png, encode_rle, mask_rows, segment
+
+
+def test_segment_thresholds_and_drops_small_regions():
+    prob = np.zeros((10, 12), dtype=np.float32)
+    prob[1:4, 1:5] = 0.9  # 12 px region
+    prob[7, 9] = 0.8  # 1 px speck
+    prob[8, 8] = 0.4  # below threshold
+    seg = segment(prob, DecisionRule(threshold=0.5, min_region_area=2))
+    assert seg.has_defect
+    assert seg.defect_pixels == 12 == int(seg.mask.sum())
+    assert [(r.bbox, r.area) for r in seg.regions] == [((1, 1, 5, 4), 12)]
+
+
+def test_diagonal_pixels_form_one_region():
+    prob = np.eye(5, dtype=np.float32)
+    seg = segment(prob, DecisionRule(threshold=0.5))
+    assert len(seg.regions) == 1 and seg.regions[0].area == 5
+
+
+def test_empty_map_has_no_defect():
+    seg = segment(np.zeros((3, 3), np.float32), DecisionRule(0.5, 0))
+    assert not seg.has_defect and seg.mask.sum() == 0
+
+
+def test_rle_is_column_major_and_round_trips():
+    mask = np.array([[0, 1, 1], [0, 0, 1]], dtype=np.uint8)
+    rle = encode_rle(mask)
+    # column-major: 0,0 | 1,0 | 1,1  -> runs: 2 zeros, 1 one, 1 zero, 2 ones
+    assert rle == {"size": [2, 3], "counts": [2, 1, 1, 2]}
+    np.testing.assert_array_equal(decode_rle(rle), mask)
+
+
+def test_rle_starting_with_defect_begins_with_zero_run():
+    mask = np.ones((2, 2), dtype=np.uint8)
+    assert encode_rle(mask)["counts"] == [0, 4]
+    np.testing.assert_array_equal(decode_rle(encode_rle(mask)), mask)
+
+
+def test_png_and_rows_match_mask():
+    rng = np.random.default_rng(1)
+    mask = (rng.random((17, 23)) > 0.7).astype(np.uint8)
+    png = np.asarray(Image.open(io.BytesIO(encode_png(mask))))
+    assert png.dtype == np.uint8 and set(np.unique(png)) <= {0, 255}
+    np.testing.assert_array_equal(png // 255, mask)
+    assert np.array_equal(np.array(mask_rows(mask)), mask)

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from tilescan_shared.predictor import Predictor, resolve_providers
+from tilescan_shared.testing import bright_square, write_tiny_model
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    path = write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx", threshold=0.4, min_region_area=3)
+    return Predictor(path, providers="auto")
+
+
+def test_metadata_is_read(predictor):
+    info = predictor.info
+    assert (info.name, info.version) == ("tilescan-tiny", "tiny0001")
+    assert info.rule.threshold == 0.4 and info.rule.min_region_area == 3
+    assert info.working_size == [8, 8] and info.metrics["dice"] == 0.5
+
+
+def test_predict_keeps_full_size(predictor):
+    img = bright_square(37, 91)
+    prob = predictor.predict(img)
+    assert prob.shape == (37, 91) and prob.dtype == np.float32
+    np.testing.assert_allclose(prob, img / 255.0, atol=1e-6)
+
+
+def test_predict_rejects_wrong_dtype(predictor):
+    with pytest.raises(ValueError, match="uint8"):
+        predictor.predict(np.zeros((4, 4), dtype=np.float32))
+
+
+def test_cpu_is_always_resolved():
+    assert resolve_providers("auto")[-1] == "CPUExecutionProvider"
+    assert resolve_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="not available"):
+        resolve_providers(["NoSuchExecutionProvider"])

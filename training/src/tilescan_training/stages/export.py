@@ -1,0 +1,117 @@
+"""Stage ``export``: the trained network inside the full inference graph, as ONNX with metadata.
+
+Writes ``models/candidate.onnx``; the evaluate stage calibrates its decision rule on val, scores it
+on test and stamps both into ``models/tilescan.onnx``. The stage fails when onnxruntime and torch
+disagree by more than ``export.tolerance`` on random and real images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from tilescan_shared.image import read_gray
+from tilescan_shared.predictor import CPU, INPUT_NAME, OUTPUT_NAME, Predictor
+from tilescan_training.graph import InferenceGraph
+from tilescan_training.manifest import read_records, read_split, records_in
+from tilescan_training.params import ExportParams, TrainParams, as_dict, load_params
+from tilescan_training.stages.train import load_net
+
+PROVISIONAL_THRESHOLD = 0.5
+
+
+class ParityError(RuntimeError):
+    """onnxruntime's output drifted from torch's beyond the tolerance."""
+
+
+def export(
+    net: torch.nn.Module,
+    train_params: TrainParams,
+    params: ExportParams,
+    out_path: Path,
+    real_images: list[np.ndarray],
+) -> float:
+    """Export, stamp metadata, check parity; return the largest torch/onnxruntime difference seen."""
+    graph = InferenceGraph(net.eval(), train_params.working_size).eval()
+    height, width = train_params.working_size
+    dummy = torch.zeros((1, 1, height, width), dtype=torch.uint8)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        graph,
+        (dummy,),
+        str(out_path),
+        dynamo=False,  # the TorchScript exporter handles the data-dependent output size in one pass
+        opset_version=params.opset,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+    )
+    model = onnx.load(str(out_path))
+    version = hashlib.sha256(model.SerializeToString()).hexdigest()[:12]
+    stamp(
+        model,
+        {
+            "name": params.name,
+            "version": version,
+            "threshold": str(PROVISIONAL_THRESHOLD),
+            "min_region_area": "0",
+            "working_size": json.dumps(list(train_params.working_size)),
+            "train_params": json.dumps(as_dict(train_params)),
+            "metrics": "{}",
+        },
+    )
+    onnx.save(model, str(out_path))
+    return check_parity(graph, Predictor(out_path, providers=[CPU]), real_images, params.tolerance)
+
+
+def stamp(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Set ``metadata_props`` entries, replacing those with the same key."""
+    merged = {p.key: p.value for p in model.metadata_props} | props
+    onnx.helper.set_model_props(model, merged)
+
+
+def check_parity(
+    graph: torch.nn.Module, predictor: Predictor, real_images: list[np.ndarray], tolerance: float
+) -> float:
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(2, 1, 97, 131), (1, 1, 333, 517)]]
+    batches += [img[None, None] for img in real_images]
+    worst = 0.0
+    with torch.no_grad():
+        for batch in batches:
+            expected = graph(torch.from_numpy(batch)).numpy()
+            got = predictor.predict_batch(batch)
+            if got.shape != batch.shape or got.dtype != np.float32:
+                raise ParityError(
+                    f"output {got.dtype} {got.shape} breaks the contract for input {batch.shape}"
+                )
+            worst = max(worst, float(np.abs(got - expected).max()))
+    if worst > tolerance:
+        raise ParityError(f"onnxruntime differs from torch by {worst:.2e} > tolerance {tolerance:.0e}")
+    return worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--checkpoint", default="models/checkpoints/best.ckpt", type=Path)
+    parser.add_argument("--data", default="data/ingested", type=Path)
+    parser.add_argument("--split", default="data/split.csv", type=Path)
+    parser.add_argument("--out", default="models/candidate.onnx", type=Path)
+    args = parser.parse_args()
+    params = load_params(args.params)
+    records = records_in("val", read_records(args.data / "manifest.csv"), read_split(args.split))
+    real = [read_gray(str(args.data / r.image)) for r in records[:4]]
+    worst = export(load_net(args.checkpoint, params.train), params.train, params.export, args.out, real)
+    print(f"exported {args.out}; torch vs onnxruntime max difference {worst:.2e}")
+
+
+if __name__ == "__main__":
+    main()

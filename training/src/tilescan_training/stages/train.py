@@ -1,0 +1,100 @@
+"""Stage ``train``: fit the U-Net with Lightning, log to DVCLive, keep the best val-Dice checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from dvclive.lightning import DVCLiveLogger
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from tilescan_training.datamodule import TileDataModule
+from tilescan_training.losses import SegmentationLoss
+from tilescan_training.module import SegmentationModule
+from tilescan_training.net import UNet
+from tilescan_training.params import TrainParams, load_params
+
+
+def build_net(params: TrainParams) -> UNet:
+    """The network the params describe, with ``init_weights`` loaded when given."""
+    net = UNet(base_channels=params.net.base_channels, depth=params.net.depth)
+    for side in params.working_size:
+        if side % net.multiple:
+            raise ValueError(f"working_size {params.working_size} must be multiples of {net.multiple}")
+    if params.init_weights:
+        if "://" in params.init_weights:
+            state = torch.hub.load_state_dict_from_url(params.init_weights, map_location="cpu")
+        else:
+            state = torch.load(params.init_weights, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    return net
+
+
+def load_net(checkpoint: Path, params: TrainParams) -> UNet:
+    """The trained network from a Lightning checkpoint written by :func:`train`."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    net = UNet(base_channels=params.net.base_channels, depth=params.net.depth)
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
+    return net.eval()
+
+
+def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: Path, live_dir: Path) -> Path:
+    """Fit and return the path of the best checkpoint (by ``val/dice``)."""
+    pl.seed_everything(params.seed, workers=True)
+    module = SegmentationModule(build_net(params), SegmentationLoss(params.loss), params.optimizer)
+    data = TileDataModule(
+        data_dir,
+        split_csv,
+        params.working_size,
+        params.batch_size,
+        params.num_workers,
+        params.augment,
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir, filename="best", monitor="val/dice", mode="max", save_top_k=1
+    )
+    # dvc.yaml declares DVCLive's metrics and plots itself, so DVCLive must not edit it.
+    logger = DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False)
+    trainer = pl.Trainer(
+        max_epochs=params.epochs,
+        accelerator=params.accelerator,
+        devices=params.devices,
+        strategy=params.strategy,
+        precision=params.precision,
+        logger=logger,
+        callbacks=[checkpoint],
+        log_every_n_steps=10,
+        enable_progress_bar=False,
+        deterministic="warn",
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    seconds = time.perf_counter() - start
+    images = params.epochs * len(data.train_set)
+    print(
+        f"trained {params.epochs} epochs in {seconds:.0f} s ({images / seconds:.1f} train images/s); "
+        f"best val/dice {checkpoint.best_model_score}"
+    )
+    return Path(checkpoint.best_model_path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data/ingested", type=Path)
+    parser.add_argument("--split", default="data/split.csv", type=Path)
+    parser.add_argument("--checkpoints", default="models/checkpoints", type=Path)
+    parser.add_argument("--live", default="dvclive", type=Path)
+    args = parser.parse_args()
+    for stale in (args.checkpoints, args.live):
+        if stale.exists():
+            shutil.rmtree(stale)
+    train(load_params(args.params).train, args.data, args.split, args.checkpoints, args.live)
+
+
+if __name__ == "__main__":
+    main()
