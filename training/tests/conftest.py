@@ -1,0 +1,58 @@
+"""Fixtures: a tiny synthetic dataset in the upstream layout, drawn so that the truth is known."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+# (upstream folder, number of tiles); a few dozen small images in all.
+CLASSES = {"MT_Blowhole": 8, "MT_Crack": 8, "MT_Uneven": 6, "MT_Free": 12}
+
+
+def _tile(rng: np.random.Generator, folder: str) -> tuple[Image.Image, Image.Image]:
+    """A noisy gray tile and its soft-edged 0..255 mask (all 0 for defect-free tiles)."""
+    height, width = int(rng.integers(56, 96)), int(rng.integers(48, 120))
+    pixels = rng.normal(150, 12, (height, width)).clip(0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, mode="L")
+    mask = Image.new("L", (width, height), 0)
+    if folder != "MT_Free":
+        x, y = int(rng.integers(4, width - 20)), int(rng.integers(4, height - 20))
+        size = int(rng.integers(6, 16))
+        shape = [x, y, x + size, y + size] if folder != "MT_Crack" else [x, y, x + 2 * size, y + 3]
+        for target, fill in ((image, 40), (mask, 255)):
+            ImageDraw.Draw(target).ellipse(shape, fill=fill)
+        # Upstream masks have soft edges: values between 0 and 255 along the border.
+        mask = mask.filter(ImageFilter.GaussianBlur(1))
+    return image, mask
+
+
+def make_dataset(root: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for folder, count in CLASSES.items():
+        imgs = root / folder / "Imgs"
+        imgs.mkdir(parents=True)
+        for i in range(count):
+            image, mask = _tile(rng, folder)
+            image.save(imgs / f"exp{i % 3}_num_{1000 + i}.jpg", quality=95)
+            mask.save(imgs / f"exp{i % 3}_num_{1000 + i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid dataset in the upstream layout (do not modify: copy it with ``broken_dataset``)."""
+    return make_dataset(tmp_path_factory.mktemp("upstream"))
+
+
+@pytest.fixture
+def broken_dataset(synthetic_dataset: Path, tmp_path: Path) -> Path:
+    """A copy of the synthetic dataset whose one pair is broken: the mask is smaller than its image."""
+    root = tmp_path / "broken"
+    shutil.copytree(synthetic_dataset, root)
+    mask = root / "MT_Crack" / "Imgs" / "exp1_num_1001.png"
+    Image.new("L", (10, 10), 0).save(mask)
+    return root

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from tilescan_shared.masks import DecisionRule
+from tilescan_training.manifest import Record
+from tilescan_training.params import EvaluateParams
+from tilescan_training.stages.evaluate import Scored, choose_rule, score
+
+
+def _tile(cls: str, defect: bool, speck: float = 0.0) -> Scored:
+    truth = np.zeros((20, 20), np.uint8)
+    prob = np.zeros((20, 20), np.float32)
+    if defect:
+        truth[5:10, 5:10] = 1
+        prob[5:10, 5:10] = 0.7
+    if speck:
+        prob[15:17, 15:20] = speck  # a 10-pixel blob of low confidence
+    record = Record(f"{cls}/x", cls, "", "", 20, 20, int(truth.sum()), "", "")
+    return Scored(record, np.zeros((20, 20), np.uint8), truth, prob)
+
+
+def test_score_hand_computed():
+    tiles = [_tile("crack", True, speck=0.9), _tile("free", False), _tile("free", False, speck=0.9)]
+    metrics = score(tiles, DecisionRule(threshold=0.5))
+    # crack: tp 25, fp 10 -> dice 50/60
+    assert metrics["dice"] == pytest.approx(50 / 60)
+    assert metrics["iou"] == pytest.approx(25 / 35)
+    assert metrics["false_alarm_rate"] == 0.5
+    assert metrics["precision"] == 0.5 and metrics["recall"] == 1.0
+    assert metrics["per_class"] == {
+        "crack": {"dice": pytest.approx(50 / 60), "iou": pytest.approx(25 / 35), "images": 1}
+    }
+
+
+def test_min_region_area_removes_small_false_alarms():
+    tiles = [_tile("crack", True, speck=0.9), _tile("free", False, speck=0.9)]
+    metrics = score(tiles, DecisionRule(threshold=0.5, min_region_area=11))
+    assert metrics["dice"] == 1.0 and metrics["false_alarm_rate"] == 0.0
+
+
+def test_rule_is_chosen_within_the_false_alarm_budget():
+    val = [_tile("crack", True), _tile("free", False, speck=0.45), _tile("free", False)]
+    params = EvaluateParams(thresholds=(0.4, 0.6), min_region_areas=(0,), max_false_alarm_rate=0.1)
+    rule, scores = choose_rule(val, params)
+    assert rule == DecisionRule(0.6, 0) and scores["false_alarm_rate"] == 0.0
+    # With no rule inside the budget, the fewest false alarms wins.
+    noisy = [_tile("crack", True), _tile("free", False, speck=0.9)]
+    rule, _ = choose_rule(noisy, EvaluateParams(thresholds=(0.4, 0.95), min_region_areas=(0,)))
+    assert rule.threshold == 0.95

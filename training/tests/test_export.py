@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from tilescan_shared.predictor import Predictor
+from tilescan_training.graph import InferenceGraph
+from tilescan_training.net import UNet
+from tilescan_training.params import ExportParams, NetParams, TrainParams
+from tilescan_training.stages.export import ParityError, check_parity, export
+
+TRAIN = TrainParams(working_size=(32, 48), net=NetParams(base_channels=4, depth=2))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    net = UNet(base_channels=4, depth=2)
+    path = tmp_path_factory.mktemp("export") / "model.onnx"
+    real = [np.random.default_rng(1).integers(0, 256, (45, 70), dtype=np.uint8)]
+    worst = export(net, TRAIN, ExportParams(name="tilescan-test"), path, real)
+    return net, path, worst
+
+
+def test_parity_within_tolerance(exported):
+    _, _, worst = exported
+    assert worst <= 1e-4
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 32, 48), (3, 1, 17, 203), (2, 1, 300, 41)])
+def test_contract_any_batch_and_size(exported, shape):
+    _, path, _ = exported
+    batch = np.random.default_rng(2).integers(0, 256, shape, dtype=np.uint8)
+    out = Predictor(path).predict_batch(batch)
+    assert out.shape == shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_graph_io_and_opset(exported):
+    _, path, _ = exported
+    model = onnx.load(str(path))
+    (inp,) = model.graph.input
+    (out,) = model.graph.output
+    assert inp.name == "image" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert out.name == "probability" and out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert [d.dim_param for d in inp.type.tensor_type.shape.dim] == ["batch", "", "height", "width"]
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+
+
+def test_metadata(exported):
+    _, path, _ = exported
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert props["name"] == "tilescan-test"
+    assert len(props["version"]) == 12
+    assert json.loads(props["working_size"]) == [32, 48]
+    assert json.loads(props["train_params"])["net"] == {"base_channels": 4, "depth": 2}
+    assert float(props["threshold"]) == 0.5
+
+
+def test_parity_check_fails_on_a_different_graph(exported):
+    _, path, _ = exported
+    torch.manual_seed(99)
+    other = InferenceGraph(UNet(base_channels=4, depth=2).eval(), TRAIN.working_size).eval()
+    with pytest.raises(ParityError, match="differs from torch"):
+        check_parity(other, Predictor(path), [], tolerance=1e-4)

@@ -1,0 +1,108 @@
+"""The whole DVC pipeline, for real, on the synthetic dataset with tiny params."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+
+from tilescan_shared.predictor import Predictor
+from tilescan_training.manifest import read_records, read_split
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = {
+    "split": {"free_in_train": 4},
+    "train": {
+        "working_size": [64, 64],
+        "epochs": 2,
+        "batch_size": 4,
+        "num_workers": 0,
+        "accelerator": "cpu",
+        "devices": 1,
+        "net": {"base_channels": 4, "depth": 2},
+    },
+    "evaluate": {"thresholds": [0.3, 0.5, 0.7], "min_region_areas": [0, 8], "examples": 3},
+}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    return {
+        k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+        for k, v in {**base, **override}.items()
+    }
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("repo")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, repo / name)
+    for package in ("shared", "training"):
+        shutil.copytree(
+            REPO / package / "src", repo / package / "src", ignore=shutil.ignore_patterns("__pycache__")
+        )
+    params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
+    params["ingest"]["source"] = str(synthetic_dataset)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    _run(["git", "init", "-q"], repo)
+    _run(["dvc", "init", "-q"], repo)
+    # DVCLive needs at least one commit in the repository it logs in.
+    _run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "init", "--allow-empty"], repo
+    )
+    _run(["dvc", "repro"], repo)
+    return repo
+
+
+@pytest.mark.slow
+def test_every_stage_writes_its_outputs(pipeline_repo: Path):
+    repo = pipeline_repo
+    records = read_records(repo / "data/ingested/manifest.csv")
+    entries = read_split(repo / "data/split.csv")
+    assert len(records) == len(entries) == 34
+    assert (repo / "models/checkpoints/best.ckpt").is_file()
+    assert (repo / "dvclive/metrics.json").is_file()
+    assert (repo / "dvclive/plots/metrics/val/dice.tsv").is_file()
+    assert (repo / "models/candidate.onnx").is_file()
+    for png in ("dice_vs_threshold.png", "training_curves.png"):
+        assert (repo / "evaluation/plots" / png).stat().st_size > 1000
+    assert len(list((repo / "evaluation/examples").glob("*.png"))) == 3
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"ingest", "split", "train", "export", "evaluate"}
+    assert "up to date" in _run(["dvc", "status"], repo).lower()
+
+
+@pytest.mark.slow
+def test_metrics_and_sealed_model(pipeline_repo: Path):
+    metrics = json.loads((pipeline_repo / "evaluation/metrics.json").read_text())
+    for key in ("dice", "iou", "false_alarm_rate", "precision", "recall"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert set(metrics["per_class"]) == {"blowhole", "crack", "uneven"}
+    assert metrics["rule"]["threshold"] in TINY["evaluate"]["thresholds"]
+
+    model = pipeline_repo / "models/tilescan.onnx"
+    props = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+    assert float(props["threshold"]) == metrics["rule"]["threshold"]
+    assert json.loads(props["metrics"])["dice"] == metrics["dice"]
+    candidate = {
+        p.key: p.value for p in onnx.load(str(pipeline_repo / "models/candidate.onnx")).metadata_props
+    }
+    assert props["version"] == candidate["version"]
+
+    predictor = Predictor(model)
+    assert predictor.predict(np.zeros((77, 131), np.uint8)).shape == (77, 131)

@@ -1,0 +1,44 @@
+from collections import Counter
+
+import pytest
+
+from tilescan_training.manifest import Record
+from tilescan_training.params import SplitParams
+from tilescan_training.stages.split import split
+
+
+def _records(counts: dict[str, int]) -> list[Record]:
+    return [
+        Record(f"{cls}/t{i}", cls, "", "", 1, 1, 0 if cls == "free" else 1, "", "")
+        for cls, n in counts.items()
+        for i in range(n)
+    ]
+
+
+COUNTS = {"blowhole": 40, "crack": 20, "free": 100}
+
+
+def test_split_is_deterministic_and_order_independent():
+    records = _records(COUNTS)
+    params = SplitParams(seed=7)
+    assert split(records, params) == split(list(reversed(records)), params)
+    assert split(records, params) != split(records, SplitParams(seed=8))
+
+
+def test_split_is_stratified_by_class():
+    entries = split(_records(COUNTS), SplitParams(val_fraction=0.2, test_fraction=0.1))
+    counts = Counter((e.cls, e.split) for e in entries)
+    for cls, n in COUNTS.items():
+        assert counts[(cls, "test")] == round(0.1 * n)
+        assert counts[(cls, "val")] == round(0.2 * n)
+        assert counts[(cls, "train")] == n - round(0.1 * n) - round(0.2 * n)
+    assert len({e.id for e in entries}) == sum(COUNTS.values())
+
+
+@pytest.mark.parametrize(("free_in_train", "expected"), [(-1, 70), (0, 0), (25, 25), (1000, 70)])
+def test_free_tiles_in_training_are_a_param(free_in_train, expected):
+    entries = split(_records(COUNTS), SplitParams(free_in_train=free_in_train))
+    counts = Counter((e.cls, e.split) for e in entries)
+    assert counts[("free", "train")] == expected
+    assert counts[("free", "unused")] == 70 - expected
+    assert counts[("free", "test")] == counts[("free", "val")] == 15
