@@ -13,7 +13,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --constr
 DEV_STAMP := $(VENV)/.dev-installed
 DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml
 
-.PHONY: help install test test-fast lint train
+.PHONY: help install test test-fast lint train report gate
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(BIN)/python:
 
 $(DEV_STAMP): $(BIN)/python $(DEV_DEPS)
 	$(PIP) "$(TORCH)"
-	$(PIP) -e "shared[cpu]" -e "training[test]"
+	$(PIP) -e "shared[cpu]" -e "training[test,lint]"
 	touch $@
 
 install: $(DEV_STAMP)  ## create .venv with everything for training and tests
@@ -40,3 +40,10 @@ lint: $(DEV_STAMP)  ## ruff check + format check
 
 train: $(DEV_STAMP)  ## reproduce the DVC pipeline (ingest -> split -> train -> export -> evaluate)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+BASE ?= HEAD
+report: $(DEV_STAMP)  ## write report.md: workspace vs BASE (git rev, default HEAD): metrics, params, gate, plots
+	$(BIN)/python -m tilescan_training.promotion.report --base "$(BASE)"
+
+gate: $(DEV_STAMP)  ## exit 0 if the workspace model may replace BASE's (rules: params.yaml promote:)
+	$(BIN)/python -m tilescan_training.promotion.gate --base "$(BASE)"

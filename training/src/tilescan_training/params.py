@@ -97,12 +97,29 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class PromoteParams:
+    """Rules of ``make gate`` (promotion.gate); no pipeline stage reads them."""
+
+    metrics_file: str = "evaluation/metrics.json"
+    model_file: str = "models/tilescan.onnx"
+    # Higher is better; it must reach `floor` and beat the baseline by `min_improvement`.
+    primary: str = "dice"
+    min_improvement: float = 0.0
+    floor: float = 0.0
+    # Metric -> largest allowed regression against the baseline.
+    guards: dict[str, float] = field(default_factory=dict)
+    # Guards for which a rise is the regression.
+    lower_is_better: tuple[str, ...] = ("false_alarm_rate",)
+
+
+@dataclass(frozen=True)
 class Params:
     ingest: IngestParams = field(default_factory=IngestParams)
     split: SplitParams = field(default_factory=SplitParams)
     train: TrainParams = field(default_factory=TrainParams)
     export: ExportParams = field(default_factory=ExportParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    promote: PromoteParams = field(default_factory=PromoteParams)
 
 
 T = TypeVar("T")

@@ -1,0 +1,83 @@
+"""A throwaway git + DVC repository laid out like tilescan's, for the gate and the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DVC_YAML = """\
+metrics:
+  - evaluation/metrics.json
+  - dvclive/metrics.json
+stages:
+  evaluate:
+    cmd: "true"
+    params:
+      - evaluate
+"""
+
+PARAMS = """\
+evaluate:
+  thresholds: [0.4, 0.5]
+promote:
+  primary: dice
+  min_improvement: 0.005
+  floor: 0.5
+  guards:
+    false_alarm_rate: 0.02
+    iou: 0.01
+  lower_is_better: [false_alarm_rate]
+"""
+
+
+class Repo:
+    """Helpers to write the files the gate reads and to commit them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(args, cwd=self.root, check=True, capture_output=True, text=True).stdout
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "-m", message)
+
+    def metrics(self, dice: float, false_alarm_rate: float = 0.05, iou: float = 0.45) -> None:
+        data = {
+            "dice": dice,
+            "iou": iou,
+            "false_alarm_rate": false_alarm_rate,
+            "per_class": {"MT_Crack": {"dice": dice - 0.1, "iou": iou - 0.1, "images": 7}},
+        }
+        self.write("evaluation/metrics.json", json.dumps(data))
+
+    def model(self, content: str) -> None:
+        # The gate only compares the model file's bytes with BASE's.
+        self.write("models/tilescan.onnx", content)
+
+    def write(self, path: str, text: str) -> None:
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
+    """An initialised repo whose first commit has the pipeline files but no metrics or model yet."""
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    repo = Repo(tmp_path / "repo")
+    repo.root.mkdir()
+    repo.run("git", "init", "-q", "-b", "main")
+    repo.run("git", "config", "user.email", "test@example.com")
+    repo.run("git", "config", "user.name", "test")
+    repo.run(sys.executable, "-m", "dvc", "init", "-q")
+    repo.write("dvc.yaml", DVC_YAML)
+    repo.write("params.yaml", PARAMS)
+    repo.commit("pipeline")
+    monkeypatch.chdir(repo.root)
+    return repo

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from PIL import Image
+
+from tilescan_training.promotion import report
+
+
+def test_report_compares_metrics_params_and_links_images(repo):
+    repo.metrics(dice=0.60)
+    repo.write("dvclive/metrics.json", '{"val": {"dice_best": 0.58}}')
+    repo.model("model A")
+    repo.commit("model A")
+    repo.metrics(dice=0.65, false_alarm_rate=0.04)
+    repo.write("params.yaml", (repo.root / "params.yaml").read_text().replace("[0.4, 0.5]", "[0.4, 0.6]"))
+    for path in ("evaluation/plots/training_curves.png", "evaluation/examples/MT_Crack_exp1.png"):
+        (repo.root / path).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(repo.root / path)
+
+    assert report.main(["--base", "HEAD", "--out", "out/report.md"]) == 0
+    text = (repo.root / "out/report.md").read_text()
+
+    assert "**Verdict: promote**" in text
+    assert "| `evaluation/metrics.json` | dice | 0.6000 | 0.6500 | +0.0500 |" in text
+    assert "| `dvclive/metrics.json` | val.dice_best | 0.5800 | 0.5800 | +0.0000 |" in text
+    assert "| MT_Crack | 0.5000 | 0.5500 | +0.0500 | 0.3500 | 0.3500 | +0.0000 | 7 |" in text
+    assert "per_class" not in text
+    assert "| `params.yaml` | evaluate.thresholds | `[0.4, 0.5]` | `[0.4, 0.6]` |" in text
+    # Relative to the report's folder, as CML needs to find and publish them.
+    assert "![Training curves](../evaluation/plots/training_curves.png)" in text
+    assert "![MT_Crack_exp1](../evaluation/examples/MT_Crack_exp1.png)" in text
+    assert "`evaluation/plots/dice_vs_threshold.png` is missing" in text
+
+
+def test_report_without_metrics_fails(repo, capsys):
+    assert report.main(["--base", "HEAD"]) == 1
+    assert "evaluation/metrics.json not found" in capsys.readouterr().err
+    assert not (repo.root / "report.md").exists()
