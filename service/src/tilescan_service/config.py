@@ -1,0 +1,67 @@
+"""Service settings, read from ``TILESCAN_*`` environment variables (and ``PORT``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the README's settings table lists them with their variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TILESCAN_", populate_by_name=True, extra="ignore")
+
+    model_path: Path = Path("models/tilescan.onnx")
+    # "auto" = CUDA when onnxruntime offers it, else CPU; or a comma-separated provider list
+    providers: str = "auto"
+    intra_op_threads: Annotated[int, Field(ge=0)] = 0  # 0 = onnxruntime's default (all cores)
+    inter_op_threads: Annotated[int, Field(ge=0)] = 0
+
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 20 * MiB
+    max_image_pixels: Annotated[int, Field(ge=1)] = 40_000_000
+    # Inferences run at once. One is right for CPU: a single session already uses every core.
+    inference_concurrency: Annotated[int, Field(ge=1)] = 1
+    # Requests allowed to wait for an inference slot; beyond that the service answers 503.
+    max_queue: Annotated[int, Field(ge=0)] = 16
+    retry_after_seconds: Annotated[int, Field(ge=1)] = 1
+
+    cors_origins: Annotated[list[str], NoDecode] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    host: str = "127.0.0.1"
+    port: Annotated[
+        int, Field(ge=1, le=65535, validation_alias=AliasChoices("port", "PORT", "TILESCAN_PORT"))
+    ] = 8000
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accept ``https://a.example,https://b.example`` from the environment."""
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def provider_list(self) -> str | list[str]:
+        """``providers`` in the form :class:`tilescan_shared.predictor.Predictor` takes."""
+        if self.providers.strip() == "auto":
+            return "auto"
+        return [p.strip() for p in self.providers.split(",") if p.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,140 @@
+"""The model inside the service: loading, warm-up, and bounded, off-event-loop predictions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from tilescan_service.config import Settings
+from tilescan_service.observability.metrics import ServiceMetrics
+from tilescan_shared.image import decode_gray
+from tilescan_shared.masks import Segmentation, segment
+from tilescan_shared.predictor import ModelInfo, Predictor
+
+log = logging.getLogger(__name__)
+
+
+class NotReadyError(Exception):
+    """The model is still loading (or failed to load)."""
+
+
+class OverloadedError(Exception):
+    """Every inference slot and queue place is taken; the client should retry later."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    segmentation: Segmentation
+    threshold: float
+    min_region_area: int
+    inference_seconds: float
+
+    @property
+    def height(self) -> int:
+        return int(self.segmentation.mask.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.segmentation.mask.shape[1])
+
+    @property
+    def defect_fraction(self) -> float:
+        return self.segmentation.defect_pixels / (self.height * self.width)
+
+
+class Engine:
+    """Owns the :class:`Predictor`; ``predict`` is safe to await from many requests at once."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.status = "loading"
+        self.error: str | None = None
+        self._predictor: Predictor | None = None
+        self._slots = asyncio.Semaphore(settings.inference_concurrency)
+        self._capacity = settings.inference_concurrency + settings.max_queue
+        self._pending = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ready"
+
+    @property
+    def pending(self) -> int:
+        """Predictions admitted and not finished."""
+        return self._pending
+
+    @property
+    def predictor(self) -> Predictor:
+        if self._predictor is None or not self.ready:
+            raise NotReadyError(self.error or "the model is still loading")
+        return self._predictor
+
+    def load(self) -> None:
+        """Open the ONNX session and run one warm-up inference (blocking; run it in a thread)."""
+        started = time.perf_counter()
+        try:
+            predictor = Predictor(
+                self.settings.model_path,
+                providers=self.settings.provider_list,
+                intra_op_threads=self.settings.intra_op_threads,
+                inter_op_threads=self.settings.inter_op_threads,
+            )
+            # The first run allocates buffers and picks kernels; pay for it before the first client does.
+            predictor.predict(np.zeros(predictor.info.working_size, dtype=np.uint8))
+        except Exception as err:
+            self.status, self.error = "failed", f"the model failed to load: {err}"
+            log.exception("model load failed", extra={"model_path": str(self.settings.model_path)})
+            return
+        self._predictor = predictor
+        info = predictor.info
+        self.metrics.model.labels(info.name, info.version, ",".join(predictor.providers)).set(1)
+        self.status = "ready"
+        log.info(
+            "model ready",
+            extra={
+                "model": info.name,
+                "version": info.version,
+                "providers": predictor.providers,
+                "load_seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.predictor.info
+
+    async def predict(self, data: bytes, threshold: float | None = None) -> Prediction:
+        """Decode, infer and apply the model's decision rule (``threshold`` overrides its threshold).
+
+        Raises :class:`OverloadedError` at once, without queueing, when the queue is full;
+        ``tilescan_shared.image.ImageError`` for bad bytes.
+        """
+        predictor = self.predictor
+        if self._pending >= self._capacity:
+            self.metrics.rejected.inc()
+            raise OverloadedError(f"{self._pending} predictions are already running or queued")
+        self._pending += 1
+        self.metrics.queued.inc()
+        try:
+            gray = await asyncio.to_thread(decode_gray, data, self.settings.max_image_pixels)
+            self.metrics.pixels.observe(gray.size)
+            async with self._slots:
+                started = time.perf_counter()
+                probability = await asyncio.to_thread(predictor.predict, gray)
+                seconds = time.perf_counter() - started
+            self.metrics.inference.observe(seconds)
+            rule = (
+                predictor.info.rule
+                if threshold is None
+                else replace(predictor.info.rule, threshold=threshold)
+            )
+            segmentation = await asyncio.to_thread(segment, probability, rule)
+        finally:
+            self._pending -= 1
+            self.metrics.queued.dec()
+        return Prediction(segmentation, rule.threshold, rule.min_region_area, seconds)

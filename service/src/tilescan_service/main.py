@@ -1,0 +1,76 @@
+"""The app factory: ``create_app()`` wires settings, model, routes, middleware and error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from tilescan_service.body_limit import BodyLimitMiddleware
+from tilescan_service.config import Settings, get_settings
+from tilescan_service.engine import Engine
+from tilescan_service.errors import install_error_handlers
+from tilescan_service.observability.logs import configure_logging
+from tilescan_service.observability.metrics import ServiceMetrics
+from tilescan_service.observability.middleware import RequestContextMiddleware
+from tilescan_service.routes import health, metrics, model, page, predict
+from tilescan_service.routes.page import STATIC_DIR
+
+log = logging.getLogger(__name__)
+
+# Room for the multipart boundary and part headers around a file of exactly max_upload_bytes.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model in the background: /healthz answers at once, /readyz turns 200 after warm-up."""
+    settings: Settings = app.state.settings
+    if not settings.model_path.is_file():
+        # A missing file is a deployment mistake; refuse to start rather than serve 503 forever.
+        raise RuntimeError(f"model file {settings.model_path} does not exist (set TILESCAN_MODEL_PATH)")
+    loading = asyncio.create_task(asyncio.to_thread(app.state.engine.load))
+    yield
+    await loading
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = FastAPI(
+        title="tilescan",
+        summary="Finds surface defects on magnetic tiles: post a photo, get a full-resolution defect mask.",
+        version="0.1.0",
+        lifespan=lifespan,
+        # One file field plus a few stray text fields at most; more is not a tilescan client.
+        form_limits={"max_files": 1, "max_fields": 8},
+    )
+    metrics_ = ServiceMetrics()
+    app.state.settings = settings
+    app.state.metrics = metrics_
+    app.state.engine = Engine(settings, metrics_)
+
+    for router in (predict.router, health.router, model.router, metrics.router, page.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_error_handlers(app, settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        upload_limit=settings.max_upload_bytes,
+    )
+    # Added last, so it is the outermost: it sees every response, CORS and errors included.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics_)
+    return app

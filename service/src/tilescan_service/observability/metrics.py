@@ -1,0 +1,67 @@
+"""Prometheus metrics, in a registry per app so that several apps (tests) never share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+# Latency buckets around what a tile inference costs on CPU (tens of ms) up to a stalled queue.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_PIXEL_BUCKETS = (1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 4e6, 1.6e7, 4e7)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.requests = Counter(
+            "tilescan_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tilescan_http_request_duration_seconds",
+            "Time from request to the end of the response, by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "tilescan_http_requests_in_flight", "HTTP requests being served now.", registry=self.registry
+        )
+        self.inference = Histogram(
+            "tilescan_inference_duration_seconds",
+            "onnxruntime session time per image.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.pixels = Histogram(
+            "tilescan_image_pixels",
+            "Pixels per decoded upload.",
+            buckets=_PIXEL_BUCKETS,
+            registry=self.registry,
+        )
+        self.queued = Gauge(
+            "tilescan_inference_pending",
+            "Predictions admitted and not finished (decoding, waiting for or running inference).",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "tilescan_inference_rejected",
+            "Predictions refused with 503 because the queue was full.",
+            registry=self.registry,
+        )
+        self.model = Gauge(
+            "tilescan_model_info",
+            "The model being served (value 1).",
+            ["name", "version", "providers"],
+            registry=self.registry,
+        )

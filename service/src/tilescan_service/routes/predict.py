@@ -1,0 +1,95 @@
+"""``POST /predict``: a tile photo in, its full-resolution defect mask out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+
+from tilescan_service.deps import EngineDep, SettingsDep
+from tilescan_service.errors import ApiError, error_responses
+from tilescan_service.rendering import choose_format, render
+from tilescan_service.schemas import RLE_MEDIA_TYPE, OutputFormat, PredictionJson, PredictionRle
+
+router = APIRouter(tags=["prediction"])
+
+# FastAPI documents one model per status; the PNG and RLE bodies are added beside it. Nested
+# models (RegionOut, ModelRef) are components already, through PredictionJson.
+_RLE_SCHEMA = {
+    k: v
+    for k, v in PredictionRle.model_json_schema(ref_template="#/components/schemas/{model}").items()
+    if k != "$defs"
+}
+_PNG_HEADERS = {
+    name: {"description": description, "schema": {"type": kind}}
+    for name, description, kind in [
+        ("X-Defect-Pixels", "pixels in the mask", "integer"),
+        ("X-Defect-Fraction", "defect pixels / all pixels", "number"),
+        ("X-Has-Defect", "true or false", "string"),
+        ("X-Region-Count", "regions kept by the decision rule", "integer"),
+        ("X-Threshold", "threshold used", "number"),
+        ("X-Model-Name", "model name", "string"),
+        ("X-Model-Version", "model version", "string"),
+    ]
+}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": PredictionJson,
+        "description": (
+            "The mask at the uploaded image's full size. `format=json`: rows of 0/1 in `pred`; "
+            "`format=png`: 8-bit grayscale PNG (0 = no defect, 255 = defect) with the summary in the "
+            "`X-*` headers (sent with PNG answers only); `format=rle`: COCO RLE in `rle`."
+        ),
+        "headers": _PNG_HEADERS,
+        "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            RLE_MEDIA_TYPE: {"schema": _RLE_SCHEMA},
+        },
+    },
+    **error_responses(400, 413, 415, 422, 503),
+}
+
+
+async def read_upload(image: UploadFile, max_bytes: int) -> bytes:
+    """The uploaded bytes, refusing empty files and files over ``max_bytes`` (413)."""
+    data = await image.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ApiError(413, "payload_too_large", f"the upload is larger than the limit of {max_bytes} bytes")
+    if not data:
+        raise ApiError(400, "empty_file", "the file is empty")
+    return data
+
+
+@router.post("/predict", response_class=Response, responses=_RESPONSES)
+async def predict(
+    request: Request,
+    image: Annotated[
+        UploadFile, File(description="the tile photo: JPEG, PNG, BMP, TIFF or WebP; any bit depth")
+    ],
+    engine: EngineDep,
+    settings: SettingsDep,
+    output_format: Annotated[
+        OutputFormat | None,
+        Query(
+            alias="format",
+            description=(
+                "json (default), png or rle; without it the Accept header decides "
+                f"(image/png, {RLE_MEDIA_TYPE}, application/json)"
+            ),
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        Query(ge=0, le=1, allow_inf_nan=False, description="overrides the model's threshold", examples=[0.5]),
+    ] = None,
+) -> Response:
+    """Predict the defect mask of one tile photo (multipart field `image`)."""
+    data = await read_upload(image, settings.max_upload_bytes)
+    prediction = await engine.predict(data, threshold)
+    fmt = choose_format(output_format, request.headers.get("accept"))
+    return await asyncio.to_thread(render, prediction, engine.info, fmt)
+
+
+# The public reference project's path; same behaviour, kept out of the docs.
+router.add_api_route("/analyze", predict, methods=["POST"], response_class=Response, include_in_schema=False)

@@ -1,0 +1,153 @@
+"""Pydantic models of every JSON body the API sends, with the examples shown in ``/docs``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RLE_MEDIA_TYPE = "application/vnd.tilescan.rle+json"
+
+
+class OutputFormat(StrEnum):
+    json = "json"
+    png = "png"
+    rle = "rle"
+
+
+class RegionOut(BaseModel):
+    bbox: list[int] = Field(
+        min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels; x1 and y1 are exclusive"
+    )
+    area: int = Field(ge=1, description="defect pixels in the region")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+_SUMMARY_EXAMPLE: dict[str, Any] = {
+    "height": 4,
+    "width": 5,
+    "defect_pixels": 4,
+    "defect_fraction": 0.2,
+    "has_defect": True,
+    "regions": [{"bbox": [1, 1, 3, 3], "area": 4}],
+    "threshold": 0.5,
+    "min_region_area": 0,
+    "inference_ms": 41.7,
+    "model": {"name": "tilescan", "version": "3f2a9c1e"},
+}
+
+
+class PredictionSummary(BaseModel):
+    """What the decision rule says about one tile."""
+
+    height: int = Field(ge=1, description="image height in pixels; the mask has the same size")
+    width: int = Field(ge=1)
+    defect_pixels: int = Field(ge=0, description="pixels in the mask (regions kept by the decision rule)")
+    defect_fraction: float = Field(ge=0, le=1, description="defect_pixels / (height * width)")
+    has_defect: bool = Field(description="true when at least one region survives the decision rule")
+    regions: list[RegionOut] = Field(
+        description="8-connected defect regions of at least min_region_area pixels"
+    )
+    threshold: float = Field(ge=0, le=1, description="probability at or above which a pixel is defect")
+    min_region_area: int = Field(ge=0, description="smaller regions are dropped from the mask")
+    inference_ms: float = Field(ge=0, description="onnxruntime time for this image")
+    model: ModelRef
+
+
+class PredictionJson(PredictionSummary):
+    """``format=json``: the summary plus the mask as rows of 0/1."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"pred": [[0] * 5, [0, 1, 1, 0, 0], [0, 1, 1, 0, 0], [0] * 5]} | _SUMMARY_EXAMPLE]
+        }
+    )
+
+    pred: list[list[int]] = Field(description="the mask, one list of 0/1 ints per image row (1 = defect)")
+
+
+class RleMask(BaseModel):
+    size: list[int] = Field(min_length=2, max_length=2, description="[height, width]")
+    counts: list[int] = Field(description="column-major run lengths, starting with a run of zeros (COCO)")
+
+
+class PredictionRle(PredictionSummary):
+    """``format=rle``: the summary plus the mask as COCO-style uncompressed RLE."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"rle": {"size": [4, 5], "counts": [5, 2, 2, 2, 9]}} | _SUMMARY_EXAMPLE]
+        }
+    )
+
+    rle: RleMask
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: a stable machine code and a sentence for the person reading it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "invalid_image",
+                    "detail": "the file is not a readable image",
+                    "request_id": "9b1d…",
+                }
+            ]
+        }
+    )
+
+    error: str = Field(description="machine-readable code, e.g. invalid_image, payload_too_large")
+    detail: str = Field(description="what is wrong, for a person")
+    request_id: str = Field(description="also in the X-Request-ID header; quote it when reporting a problem")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ready", "detail": None}]})
+
+    status: Literal["loading", "ready", "failed"]
+    detail: str | None = Field(None, description="why the service is not ready")
+
+
+class ModelCard(BaseModel):
+    """The served model, from its ONNX metadata, and how it runs here."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "tilescan",
+                    "version": "3f2a9c1e",
+                    "threshold": 0.5,
+                    "min_region_area": 32,
+                    "working_size": [256, 256],
+                    "metrics": {"test/dice": 0.71},
+                    "train_params": {"epochs": 15},
+                    "providers": ["CPUExecutionProvider"],
+                }
+            ]
+        }
+    )
+
+    name: str
+    version: str
+    threshold: float = Field(
+        description="default decision threshold (the ?threshold= parameter overrides it)"
+    )
+    min_region_area: int
+    working_size: list[int] = Field(
+        description="[height, width] the network sees; masks come back at full size"
+    )
+    metrics: dict[str, Any] = Field(description="test-split metrics written by the evaluate stage")
+    train_params: dict[str, Any]
+    providers: list[str] = Field(description="onnxruntime execution providers in use")

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def test_model_describes_the_served_model_from_its_metadata(client: TestClient) -> None:
+    response = client.get("/model")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "name": "tilescan-tiny",
+        "version": "tiny0001",
+        "threshold": 0.5,
+        "min_region_area": 0,
+        "working_size": [8, 8],
+        "metrics": {"dice": 0.5, "iou": 0.33},
+        "train_params": {"note": "test model"},
+        "providers": ["CPUExecutionProvider"],
+    }

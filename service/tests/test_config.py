@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tilescan_service.config import Settings
+
+
+def test_defaults_serve_the_committed_model_on_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PORT", raising=False)
+
+    settings = Settings()
+
+    assert settings.model_path == Path("models/tilescan.onnx")
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.provider_list == "auto"
+    assert settings.max_upload_bytes == 20 * 1024 * 1024
+    assert settings.cors_origins == []
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9123")
+    monkeypatch.setenv("TILESCAN_MODEL_PATH", "/srv/model.onnx")
+    monkeypatch.setenv("TILESCAN_PROVIDERS", "CUDAExecutionProvider, CPUExecutionProvider")
+    monkeypatch.setenv("TILESCAN_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("TILESCAN_LOG_LEVEL", "debug")
+    monkeypatch.setenv("TILESCAN_MAX_QUEUE", "4")
+
+    settings = Settings()
+
+    assert settings.port == 9123
+    assert settings.model_path == Path("/srv/model.onnx")
+    assert settings.provider_list == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.log_level == "DEBUG"
+    assert settings.max_queue == 4
+
+
+def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TILESCAN_INFERENCE_CONCURRENCY", "0")
+
+    with pytest.raises(ValueError, match="inference_concurrency"):
+        Settings()
