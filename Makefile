@@ -11,9 +11,12 @@ TORCH ?= torch==2.13.0
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --constraint constraints.txt
 
 DEV_STAMP := $(VENV)/.dev-installed
-DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml
+DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml service/pyproject.toml
+# `make serve` installs only what the API needs (no torch), behind its own stamp.
+SERVE_STAMP := $(VENV)/.serve-installed
+SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 
-.PHONY: help install test test-fast lint train report gate
+.PHONY: help install serve bench test test-fast lint train report gate
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,10 +26,20 @@ $(BIN)/python:
 
 $(DEV_STAMP): $(BIN)/python $(DEV_DEPS)
 	$(PIP) "$(TORCH)"
-	$(PIP) -e "shared[cpu]" -e "training[test,lint]"
+	$(PIP) -e "shared[cpu]" -e "training[test,lint]" -e "service[test]"
 	touch $@
 
 install: $(DEV_STAMP)  ## create .venv with everything for training and tests
+
+$(SERVE_STAMP): $(BIN)/python $(SERVE_DEPS)
+	$(PIP) -e "shared[cpu]" -e "service[cpu]"
+	touch $@
+
+serve: $(SERVE_STAMP)  ## run the API on 127.0.0.1:8000 (PORT=8080 make serve to move it)
+	$(BIN)/tilescan-serve
+
+bench: $(SERVE_STAMP)  ## time onnxruntime vs the HTTP service on the test images (docs/benchmarks.md)
+	$(BIN)/python service/benchmarks/bench.py
 
 test: $(DEV_STAMP)  ## run every test (unit, integration, browser)
 	$(BIN)/python -m pytest

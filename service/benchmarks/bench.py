@@ -1,0 +1,253 @@
+"""Benchmark: onnxruntime alone vs the HTTP service, on real test-split tiles (``make bench``).
+
+(a) ``session.run`` on already decoded arrays, one image at a time;
+(b) a real ``tilescan-serve`` process on 127.0.0.1, at concurrency 1 and 8, JSON and PNG answers;
+plus the JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issue 4:
+service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5 ms, PNG >= 20x
+smaller than JSON. Load goes to 127.0.0.1 only and is bounded in requests and seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import http.client
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from tilescan_shared.image import decode_gray
+from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, Predictor
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    latencies: list[float]  # seconds, one per image
+    wall: float
+    errors: int = 0
+
+    @property
+    def images_per_s(self) -> float:
+        return len(self.latencies) / self.wall
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) * 1000
+
+
+def load_test_tiles(limit: int) -> list[tuple[str, bytes]]:
+    """Test-split tiles (ids and PNG bytes), classes interleaved so any prefix is a fair mix."""
+    with open(REPO / "data/split.csv", newline="") as f:
+        test_ids = {row["id"] for row in csv.DictReader(f) if row["split"] == "test"}
+    by_class: dict[str, list[tuple[str, bytes]]] = {}
+    with open(REPO / "data/ingested/manifest.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["id"] in test_ids:
+                data = (REPO / "data/ingested" / row["image"]).read_bytes()
+                by_class.setdefault(row["cls"], []).append((row["id"], data))
+    if not by_class:
+        sys.exit("no test-split tiles found: run the ingest and split stages first (make train)")
+    mixed = [tile for group in zip(*by_class.values(), strict=False) for tile in group]
+    leftovers = [tile for tiles in by_class.values() for tile in tiles if tile not in mixed]
+    return (mixed + leftovers)[:limit]
+
+
+def bench_direct(model: Path, arrays: list[np.ndarray], rounds: int) -> Run:
+    session = Predictor(model).session
+    session.run([OUTPUT_NAME], {INPUT_NAME: arrays[0][None, None]})  # warm-up, as the service does
+    latencies = []
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for gray in arrays:
+            t0 = time.perf_counter()
+            session.run([OUTPUT_NAME], {INPUT_NAME: gray[None, None]})
+            latencies.append(time.perf_counter() - t0)
+    return Run("onnxruntime direct (c=1)", latencies, time.perf_counter() - started)
+
+
+def multipart(data: bytes, name: str) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def post(conn: http.client.HTTPConnection, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def bench_http(
+    port: int, bodies: list[tuple[bytes, str]], fmt: str, concurrency: int, rounds: int, limit_s: float
+) -> Run:
+    """``concurrency`` keep-alive clients share the queue of requests; stops early at ``limit_s``."""
+    jobs = [body for _ in range(rounds) for body in bodies]
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    next_job = 0
+    deadline = time.perf_counter() + limit_s
+
+    def client() -> None:
+        nonlocal next_job, errors
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.perf_counter() < deadline:
+            with lock:
+                if next_job >= len(jobs):
+                    break
+                body, content_type = jobs[next_job]
+                next_job += 1
+            t0 = time.perf_counter()
+            status, _ = post(conn, f"/predict?format={fmt}", body, content_type)
+            seconds = time.perf_counter() - t0
+            with lock:
+                if status == 200:
+                    latencies.append(seconds)
+                else:
+                    errors += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Run(f"service {fmt.upper()} (c={concurrency})", latencies, time.perf_counter() - started, errors)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_service(model: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "TILESCAN_MODEL_PATH": str(model), "PORT": str(port), "TILESCAN_HOST": "127.0.0.1"}
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tilescan_service.serve"], env=env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"the service exited with {process.returncode}; see {log}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            pass
+        time.sleep(0.1)
+    process.terminate()
+    sys.exit(f"the service did not become ready in 60 s; see {log}")
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
+        ]
+        cpu = names[0] if names else cpu
+    providers = ", ".join(ort.get_available_providers())
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, onnxruntime {ort.__version__} ({providers})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=REPO / "models/tilescan.onnx")
+    parser.add_argument("--images", type=int, default=48, help="test tiles to use")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the tiles per measurement")
+    parser.add_argument("--limit-s", type=float, default=90, help="time cap per HTTP measurement")
+    args = parser.parse_args()
+
+    tiles = load_test_tiles(args.images)
+    arrays = [decode_gray(data) for _, data in tiles]
+    bodies = [multipart(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
+    sizes = [gray.shape for gray in arrays]
+    print(f"{len(tiles)} test tiles, {min(sizes)} .. {max(sizes)} px; machine: {machine()}", flush=True)
+
+    direct = bench_direct(args.model, arrays, args.rounds)
+    port = free_port()
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-service.log"
+    service = start_service(args.model, port, log)
+    try:
+        # One untimed pass so the server's threads and allocator are warm too.
+        bench_http(port, bodies[:8], "json", 1, 1, args.limit_s)
+        runs = [direct]
+        for fmt in ("json", "png"):
+            for concurrency in (1, 8):
+                runs.append(bench_http(port, bodies, fmt, concurrency, args.rounds, args.limit_s))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        response_sizes = {
+            fmt: [len(post(conn, f"/predict?format={fmt}", body, ctype)[1]) for body, ctype in bodies]
+            for fmt in ("json", "png", "rle")
+        }
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+    report(runs, response_sizes)
+
+
+def report(runs: list[Run], sizes: dict[str, list[int]]) -> None:
+    direct = runs[0]
+    by_name = {run.name: run for run in runs}
+    print("\n| measurement | images | images/s | p50 ms | p95 ms | errors |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for run in runs:
+        print(
+            f"| {run.name} | {len(run.latencies)} | {run.images_per_s:.1f} | {run.percentile(50):.1f} "
+            f"| {run.percentile(95):.1f} | {run.errors} |"
+        )
+    print("\n| target | JSON | PNG | goal |")
+    print("| --- | ---: | ---: | --- |")
+    ratio = {
+        f: by_name[f"service {f.upper()} (c=8)"].images_per_s / direct.images_per_s for f in ("json", "png")
+    }
+    extra = {
+        f: by_name[f"service {f.upper()} (c=1)"].percentile(50) - direct.percentile(50)
+        for f in ("json", "png")
+    }
+    print(
+        f"| throughput c=8 / direct | {ratio['json']:.2f}x | {ratio['png']:.2f}x | >= 0.85x "
+        f"({'met' if min(ratio.values()) >= 0.85 else 'MISSED'}) |"
+    )
+    print(
+        f"| p50 c=1 - direct p50 | {extra['json']:+.1f} ms | {extra['png']:+.1f} ms | <= +5 ms "
+        f"({'met' if max(extra.values()) <= 5 else 'MISSED'}) |"
+    )
+    median = {fmt: statistics.median(values) for fmt, values in sizes.items()}
+    size_ratio = median["json"] / median["png"]
+    print("\n| response (median over the tiles) | bytes | vs PNG |")
+    print("| --- | ---: | ---: |")
+    for fmt in ("json", "png", "rle"):
+        print(f"| {fmt.upper()} | {median[fmt]:,.0f} | {median[fmt] / median['png']:.1f}x |")
+    verdict = "met" if size_ratio >= 20 else "MISSED"
+    print(f"\nPNG is {size_ratio:.0f}x smaller than JSON (goal >= 20x: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
