@@ -16,7 +16,7 @@ DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml servic
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 
-.PHONY: help install serve bench test test-fast lint train report gate
+.PHONY: help install serve bench test test-fast lint train report gate docker-smoke
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,9 +47,13 @@ test: $(DEV_STAMP)  ## run every test (unit, integration, browser)
 test-fast: $(DEV_STAMP)  ## run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(DEV_STAMP)  ## ruff check + format check
+lint: $(DEV_STAMP)  ## ruff, actionlint (workflows), hadolint (Dockerfiles), compose schema
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/actionlint  # finds shellcheck on PATH for `run:` steps
+	$(BIN)/shellcheck scripts/*.sh
+	$(BIN)/hadolint docker/*.Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 train: $(DEV_STAMP)  ## reproduce the DVC pipeline (ingest -> split -> train -> export -> evaluate)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
@@ -60,3 +64,6 @@ report: $(DEV_STAMP)  ## write report.md: workspace vs BASE (git rev, default HE
 
 gate: $(DEV_STAMP)  ## exit 0 if the workspace model may replace BASE's (rules: params.yaml promote:)
 	$(BIN)/python -m tilescan_training.promotion.gate --base "$(BASE)"
+
+docker-smoke: $(DEV_STAMP)  ## build docker/service.Dockerfile, run it, check /readyz, /model, /predict (root)
+	PYTHON=$(BIN)/python scripts/docker_smoke.sh
