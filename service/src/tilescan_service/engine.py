@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -16,6 +17,8 @@ from tilescan_shared.masks import Segmentation, segment
 from tilescan_shared.predictor import ModelInfo, Predictor
 
 log = logging.getLogger(__name__)
+
+Status = Literal["loading", "ready", "failed"]
 
 
 class NotReadyError(Exception):
@@ -52,7 +55,7 @@ class Engine:
     def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.status = "loading"
+        self.status: Status = "loading"
         self.error: str | None = None
         self._predictor: Predictor | None = None
         self._slots = asyncio.Semaphore(settings.inference_concurrency)

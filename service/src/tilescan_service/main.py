@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.staticfiles import StaticFiles
 
 from tilescan_service.body_limit import BodyLimitMiddleware
 from tilescan_service.config import Settings, get_settings
@@ -19,9 +17,6 @@ from tilescan_service.observability.logs import configure_logging
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.observability.middleware import RequestContextMiddleware
 from tilescan_service.routes import health, metrics, model, page, predict
-from tilescan_service.routes.page import STATIC_DIR
-
-log = logging.getLogger(__name__)
 
 # Room for the multipart boundary and part headers around a file of exactly max_upload_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -57,7 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (predict.router, health.router, model.router, metrics.router, page.router):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_error_handlers(app, settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -23,7 +24,26 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-pytestmark = pytest.mark.slow
+
+def test_page_and_its_assets_are_served_without_any_external_reference(client: TestClient) -> None:
+    html = client.get("/")
+    script = client.get("/static/app.js")
+    style = client.get("/static/style.css")
+
+    assert html.headers["content-type"].startswith("text/html")
+    assert 'src="/static/app.js"' in html.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert style.headers["content-type"].startswith("text/css")
+    for text in (html.text, script.text, style.text):
+        assert "http://" not in text and "https://" not in text
+
+
+@pytest.mark.parametrize("path", ["/static/index.html.bak", "/static/..%2Fmain.py", "/static/nope.js"])
+def test_only_the_pages_own_files_are_served(client: TestClient, path: str) -> None:
+    response = client.get(path)
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +71,7 @@ def _pixel(page: Page, x: int, y: int) -> list[int]:
     return page.evaluate(script, [x, y])
 
 
+@pytest.mark.slow
 def test_dropped_tile_shows_mask_summary_regions_and_downloads_the_mask(
     page: Page, tmp_path: Path, square: np.ndarray, expected_mask: np.ndarray
 ) -> None:
@@ -78,6 +99,7 @@ def test_dropped_tile_shows_mask_summary_regions_and_downloads_the_mask(
     assert np.array_equal(mask, expected_mask * 255)
 
 
+@pytest.mark.slow
 def test_threshold_field_reruns_the_prediction(page: Page, tmp_path: Path, square: np.ndarray) -> None:
     photo = tmp_path / "tile.png"
     Image.fromarray(square).save(photo)
@@ -94,6 +116,7 @@ def test_threshold_field_reruns_the_prediction(page: Page, tmp_path: Path, squar
     expect(page.locator("#fraction")).to_have_text("100.000 %")
 
 
+@pytest.mark.slow
 def test_a_bad_file_shows_the_services_message(page: Page, tmp_path: Path) -> None:
     notes = tmp_path / "notes.png"
     notes.write_text("this is not a photo")

@@ -19,6 +19,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 access_log = logging.getLogger("tilescan_service.access")
+log = logging.getLogger(__name__)
 
 
 class RequestContextMiddleware:
@@ -50,7 +51,7 @@ class RequestContextMiddleware:
         except Exception:
             # A bug, not a client mistake: log it whole and answer JSON without internals, here
             # rather than in Starlette's outer error middleware, which runs outside the request id.
-            access_log.exception("unhandled error")
+            log.exception("unhandled error")
             if response_started:
                 raise
             await error_response(500, "internal_error", "an unexpected error occurred; quote the request id")(

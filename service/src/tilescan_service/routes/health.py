@@ -26,5 +26,5 @@ async def healthz() -> Health:
 )
 async def readyz(engine: EngineDep) -> JSONResponse:
     """200 once the model is loaded and its warm-up inference passed, else 503."""
-    body = Readiness(status=engine.status, detail=engine.error)  # type: ignore[arg-type]
+    body = Readiness(status=engine.status, detail=engine.error)
     return JSONResponse(body.model_dump(), status_code=200 if engine.ready else 503)
