@@ -45,10 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One file field plus a few stray text fields at most; more is not a tilescan client.
         form_limits={"max_files": 1, "max_fields": 8},
     )
-    metrics_ = ServiceMetrics()
+    service_metrics = ServiceMetrics()
     app.state.settings = settings
-    app.state.metrics = metrics_
-    app.state.engine = Engine(settings, metrics_)
+    app.state.metrics = service_metrics
+    app.state.engine = Engine(settings, service_metrics)
 
     for router in (predict.router, health.router, model.router, metrics.router, page.router):
         app.include_router(router)
@@ -66,5 +66,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_limit=settings.max_upload_bytes,
     )
     # Added last, so it is the outermost: it sees every response, CORS and errors included.
-    app.add_middleware(RequestContextMiddleware, metrics=metrics_)
+    app.add_middleware(RequestContextMiddleware, metrics=service_metrics)
     return app

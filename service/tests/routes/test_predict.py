@@ -260,6 +260,12 @@ def _gif() -> bytes:
         (upload(_noise_png()[:3000]), 400, "invalid_image", "truncated"),
         (upload(_huge_png()), 413, "image_too_large", "more than the limit of 40000000"),
         (upload(_gif(), name="t.gif"), 415, "unsupported_format", "GIF"),
+        (
+            {"files": [("image", ("a.png", b"a")), ("image", ("b.png", b"b"))]},
+            400,
+            "bad_request",
+            "Too many files",
+        ),
     ],
     ids=[
         "misnamed-field",
@@ -273,6 +279,7 @@ def _gif() -> bytes:
         "truncated",
         "too-many-pixels",
         "unsupported-format",
+        "two-files",
     ],
 )
 def test_bad_uploads_get_a_clear_4xx(
