@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 
 from tilescan_training.dataset import TileDataset
 from tilescan_training.manifest import read_records, read_split, records_in
@@ -21,6 +23,7 @@ class TileDataModule(pl.LightningDataModule):
         batch_size: int,
         num_workers: int = 0,
         augment: AugmentParams | None = None,
+        class_balance: float = 0.0,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -29,6 +32,7 @@ class TileDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment = augment
+        self.class_balance = class_balance
 
     def setup(self, stage: str | None = None) -> None:
         records = read_records(self.data_dir / "manifest.csv")
@@ -38,18 +42,26 @@ class TileDataModule(pl.LightningDataModule):
         )
         self.val_set = TileDataset(records_in("val", records, entries), self.data_dir, self.working_size)
 
-    def _loader(self, dataset: TileDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: TileDataset, train: bool) -> DataLoader:
+        sampler = self._balanced_sampler(dataset) if train and self.class_balance > 0 else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            drop_last=shuffle and len(dataset) > self.batch_size,
+            drop_last=train and len(dataset) > self.batch_size,
         )
 
+    def _balanced_sampler(self, dataset: TileDataset) -> Sampler:
+        """Over-represent rare classes (the small Crack/Fray sets) by ``count**-class_balance``."""
+        counts = Counter(r.cls for r in dataset.records)
+        weights = torch.tensor([counts[r.cls] ** -self.class_balance for r in dataset.records])
+        return WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True)
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        return self._loader(self.train_set, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return self._loader(self.val_set, train=False)

@@ -13,16 +13,22 @@ class SegmentationModule(pl.LightningModule):
     """Trains ``net`` (images -> logits) with ``loss``; logs ``train/loss``, ``val/loss``,
     ``val/dice`` and ``val/dice_best``."""
 
-    def __init__(self, net: nn.Module, loss: nn.Module, optimizer: OptimizerParams) -> None:
+    def __init__(
+        self, net: nn.Module, loss: nn.Module, optimizer: OptimizerParams, channels_last: bool = False
+    ) -> None:
         super().__init__()
         self.net = net
         self.loss = loss
         self.optimizer_params = optimizer
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.val_counts = torch.zeros(3)  # tp, fp, fn at threshold 0.5
         self.best_dice = 0.0
 
+    def on_fit_start(self) -> None:
+        self.net.to(memory_format=self.memory_format)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x.contiguous(memory_format=self.memory_format))
 
     def _step(
         self, batch: tuple[torch.Tensor, torch.Tensor], stage: str

@@ -66,13 +66,18 @@ class TrainParams:
     working_size: tuple[int, int] = (256, 256)
     epochs: int = 30
     batch_size: int = 8
-    num_workers: int = 2
+    num_workers: int = 1
+    # Draw training tiles with weight count(class)**-class_balance: 0 = as they come, 1 = classes equally.
+    class_balance: float = 0.0
+    val_every: int = 1
     # A state_dict path or URL to start from instead of random weights ("" = from scratch).
     init_weights: str = ""
     accelerator: str = "auto"
     devices: Any = "auto"
     strategy: str = "auto"
     precision: str = "32-true"
+    # NHWC tensors: with bf16-mixed, ~3x faster convolutions on AVX-512 CPUs (oneDNN).
+    channels_last: bool = False
     net: NetParams = field(default_factory=NetParams)
     loss: LossParams = field(default_factory=LossParams)
     augment: AugmentParams = field(default_factory=AugmentParams)

@@ -45,7 +45,9 @@ def load_net(checkpoint: Path, params: TrainParams) -> UNet:
 def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: Path, live_dir: Path) -> Path:
     """Fit and return the path of the best checkpoint (by ``val/dice``)."""
     pl.seed_everything(params.seed, workers=True)
-    module = SegmentationModule(build_net(params), SegmentationLoss(params.loss), params.optimizer)
+    module = SegmentationModule(
+        build_net(params), SegmentationLoss(params.loss), params.optimizer, params.channels_last
+    )
     data = TileDataModule(
         data_dir,
         split_csv,
@@ -53,6 +55,7 @@ def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: 
         params.batch_size,
         params.num_workers,
         params.augment,
+        params.class_balance,
     )
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir, filename="best", monitor="val/dice", mode="max", save_top_k=1
@@ -67,6 +70,7 @@ def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: 
         precision=params.precision,
         logger=logger,
         callbacks=[checkpoint],
+        check_val_every_n_epoch=params.val_every,
         log_every_n_steps=10,
         enable_progress_bar=False,
         deterministic="warn",
