@@ -103,7 +103,9 @@ def build_report(base: str, rules: PromoteParams, repo: Path, out: Path, example
         f"## tilescan model report: workspace vs `{base}`\n",
         "### Promotion gate\n",
         to_markdown(safe_compare(base, rules, repo)),
-        "### Metrics (test split)\n",
+        "### Metrics\n",
+        f"`{rules.metrics_file}`: the test split under the chosen rule (`val.*`: the val split); "
+        "`dvclive/metrics.json`: the last training epoch.\n",
         metrics_table(metrics, base),
         "### Per class (test split, defect tiles)\n",
         per_class_table(metrics.get(rules.metrics_file, {}), base),
