@@ -17,6 +17,16 @@ def test_segment_thresholds_and_drops_small_regions():
     assert [(r.bbox, r.area) for r in seg.regions] == [((1, 1, 5, 4), 12)]
 
 
+def test_regions_need_a_confident_peak():
+    prob = np.zeros((10, 12), dtype=np.float32)
+    prob[1:4, 1:5] = 0.4
+    prob[2, 2] = 0.95  # one confident pixel carries the whole low-threshold region
+    prob[7:9, 7:11] = 0.6  # large enough, but never confident
+    seg = segment(prob, DecisionRule(threshold=0.3, min_region_peak=0.9))
+    assert [(r.bbox, r.area) for r in seg.regions] == [((1, 1, 5, 4), 12)]
+    assert seg.mask[7:9, 7:11].sum() == 0
+
+
 def test_diagonal_pixels_form_one_region():
     prob = np.eye(5, dtype=np.float32)
     seg = segment(prob, DecisionRule(threshold=0.5))

@@ -1,20 +1,23 @@
 import numpy as np
 import pytest
 
+from tilescan_shared.masks import DecisionRule
 from tilescan_shared.predictor import Predictor, resolve_providers
 from tilescan_shared.testing import bright_square, write_tiny_model
 
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
-    path = write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx", threshold=0.4, min_region_area=3)
+    path = write_tiny_model(
+        tmp_path_factory.mktemp("model") / "tiny.onnx", threshold=0.4, min_region_area=3, min_region_peak=0.8
+    )
     return Predictor(path, providers="auto")
 
 
 def test_metadata_is_read(predictor):
     info = predictor.info
     assert (info.name, info.version) == ("tilescan-tiny", "tiny0001")
-    assert info.rule.threshold == 0.4 and info.rule.min_region_area == 3
+    assert info.rule == DecisionRule(threshold=0.4, min_region_area=3, min_region_peak=0.8)
     assert info.working_size == [8, 8] and info.metrics["dice"] == 0.5
 
 

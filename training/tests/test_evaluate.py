@@ -38,6 +38,16 @@ def test_min_region_area_removes_small_false_alarms():
     assert metrics["dice"] == 1.0 and metrics["false_alarm_rate"] == 0.0
 
 
+def test_peak_filter_is_part_of_the_rule_search():
+    val = [_tile("crack", True), _tile("free", False, speck=0.45)]
+    params = EvaluateParams(
+        thresholds=(0.4,), min_region_areas=(0,), min_region_peaks=(0.0, 0.3, 0.6), max_false_alarm_rate=0.0
+    )
+    rule, scores = choose_rule(val, params)
+    # the 0.45 speck passes threshold 0.4 but never reaches peak 0.6; peak 0.3 <= threshold is skipped
+    assert rule == DecisionRule(0.4, 0, 0.6) and scores["dice"] == 1.0
+
+
 def test_rule_is_chosen_within_the_false_alarm_budget():
     val = [_tile("crack", True), _tile("free", False, speck=0.45), _tile("free", False)]
     params = EvaluateParams(thresholds=(0.4, 0.6), min_region_areas=(0,), max_false_alarm_rate=0.1)

@@ -59,6 +59,17 @@ def test_metadata(exported):
     assert float(props["threshold"]) == 0.5
 
 
+def test_flip_tta_is_mirror_symmetric(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "tta.onnx"
+    image = np.random.default_rng(3).integers(0, 256, (40, 64), dtype=np.uint8)
+    export(UNet(base_channels=4, depth=2), TRAIN, ExportParams(flip_tta=True), path, [image])
+    predictor = Predictor(path)
+    np.testing.assert_allclose(
+        predictor.predict(image[:, ::-1].copy()), predictor.predict(image)[:, ::-1], atol=1e-5
+    )
+
+
 def test_parity_check_fails_on_a_different_graph(exported):
     _, path, _ = exported
     torch.manual_seed(99)

@@ -3,7 +3,9 @@
 The decision rule is the single definition of "this tile has a defect" used by both the
 evaluate stage and the service: a pixel is defect when its probability is at least
 ``threshold``; defect pixels form 8-connected regions; regions smaller than ``min_region_area``
-pixels are dropped from the mask; the tile has a defect when any region remains.
+pixels, or whose highest probability stays below ``min_region_peak``, are dropped from the mask;
+the tile has a defect when any region remains. (``min_region_peak`` is hysteresis thresholding:
+a low ``threshold`` draws the extent of a defect, a high peak is needed to report it at all.)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 class DecisionRule:
     threshold: float = 0.5
     min_region_area: int = 0
+    min_region_peak: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ def segment(probability: np.ndarray, rule: DecisionRule) -> Segmentation:
         return Segmentation(np.zeros(probability.shape, dtype=np.uint8), [])
     areas = np.bincount(labels.ravel(), minlength=count + 1)
     keep = areas >= max(rule.min_region_area, 1)
+    if rule.min_region_peak > rule.threshold:
+        peaks = ndimage.maximum(probability, labels, index=np.arange(count + 1))
+        keep &= np.asarray(peaks) >= rule.min_region_peak
     keep[0] = False
     regions = [
         Region(bbox=(sl[1].start, sl[0].start, sl[1].stop, sl[0].stop), area=int(areas[i]))

@@ -4,8 +4,8 @@ Contract of ``models/tilescan.onnx`` (written by training's export stage):
 
 * input ``image``: ``uint8`` ``[N, 1, H, W]``, grayscale, any ``H`` and ``W``;
 * output ``probability``: ``float32`` ``[N, 1, H, W]``, per-pixel defect probability, same size;
-* ``metadata_props``: ``name``, ``version``, ``threshold``, ``min_region_area``, ``working_size``
-  and JSON documents ``train_params`` and ``metrics``.
+* ``metadata_props``: ``name``, ``version``, ``threshold``, ``min_region_area``,
+  ``min_region_peak``, ``working_size`` and JSON documents ``train_params`` and ``metrics``.
 
 Normalisation, resizing and the sigmoid live inside the graph, so callers only decode the image.
 """
@@ -51,6 +51,7 @@ class ModelInfo:
             rule=DecisionRule(
                 threshold=float(props["threshold"]),
                 min_region_area=int(props.get("min_region_area", "0")),
+                min_region_peak=float(props.get("min_region_peak", "0")),
             ),
             working_size=json.loads(props["working_size"]),
             train_params=json.loads(props.get("train_params", "{}")),

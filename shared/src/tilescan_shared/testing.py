@@ -13,6 +13,7 @@ def write_tiny_model(
     threshold: float = 0.5,
     min_region_area: int = 0,
     version: str = "tiny0001",
+    min_region_peak: float = 0.0,
 ) -> Path:
     """Write a model with the tilescan contract whose probability is simply ``pixel / 255``.
 
@@ -41,6 +42,7 @@ def write_tiny_model(
         "version": version,
         "threshold": str(threshold),
         "min_region_area": str(min_region_area),
+        "min_region_peak": str(min_region_peak),
         "working_size": json.dumps([8, 8]),
         "train_params": json.dumps({"note": "test model"}),
         "metrics": json.dumps({"dice": 0.5, "iou": 0.33}),

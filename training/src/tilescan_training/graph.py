@@ -25,13 +25,19 @@ def scale_pixels(image: torch.Tensor) -> torch.Tensor:
 class InferenceGraph(nn.Module):
     """``uint8 [N, 1, H, W]`` -> ``float32`` defect probability ``[N, 1, H, W]``, for any ``H``, ``W``."""
 
-    def __init__(self, net: nn.Module, working_size: tuple[int, int] | list[int]) -> None:
+    def __init__(
+        self, net: nn.Module, working_size: tuple[int, int] | list[int], flip_tta: bool = False
+    ) -> None:
         super().__init__()
         self.net = net
         self.working_size = tuple(working_size)
+        self.flip_tta = flip_tta
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        logits = self.net(to_working_size(scale_pixels(image), self.working_size))
+        x = to_working_size(scale_pixels(image), self.working_size)
+        logits = self.net(x)
+        if self.flip_tta:
+            logits = (logits + self.net(x.flip(-1)).flip(-1)) / 2
         return torch.sigmoid(
             F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
         )

@@ -90,12 +90,16 @@ class ExportParams:
     opset: int = 17
     # Largest allowed |torch - onnxruntime| probability difference in the parity check.
     tolerance: float = 1e-4
+    # Test-time augmentation inside the graph: average with the horizontally flipped prediction.
+    flip_tta: bool = False
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
     min_region_areas: tuple[int, ...] = (0, 16, 64)
+    # Hysteresis: a region is reported only if some pixel reaches this probability (0 = off).
+    min_region_peaks: tuple[float, ...] = (0.0,)
     # Threshold selection on val: best Dice among rules whose val false-alarm rate stays under this.
     max_false_alarm_rate: float = 0.1
     examples: int = 6

@@ -2,9 +2,10 @@
 
 Every number comes from ``shared``'s :class:`Predictor` and :func:`segment` on the exported ONNX
 file at each image's native resolution, i.e. from the code the service runs. The threshold and
-minimum region area are chosen on val (best val Dice among rules whose val false-alarm rate is
-within ``max_false_alarm_rate``); test is only scored. The chosen rule and the test metrics are
-stamped into ``models/tilescan.onnx``, the file the service loads.
+region filters (minimum area, minimum peak probability) are chosen on val (best val Dice among
+rules whose val false-alarm rate is within ``max_false_alarm_rate``); test is only scored. The
+chosen rule and the test metrics are stamped into ``models/tilescan.onnx``, the file the service
+loads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import csv
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,12 @@ def choose_rule(val: list[Scored], params: EvaluateParams) -> tuple[DecisionRule
     candidates = [
         (rule, score(val, rule))
         for rule in (
-            DecisionRule(threshold=t, min_region_area=a)
+            DecisionRule(threshold=t, min_region_area=a, min_region_peak=p)
             for t in params.thresholds
             for a in params.min_region_areas
+            for p in params.min_region_peaks
+            # a peak at or below the threshold changes nothing: that rule is already in the grid as p = 0
+            if p == 0 or p > t
         )
     ]
     within = [c for c in candidates if c[1]["false_alarm_rate"] <= params.max_false_alarm_rate]
@@ -114,7 +118,7 @@ def evaluate(
 
     rule, val_scores = choose_rule(val, params)
     metrics = score(test, rule)
-    metrics["rule"] = {"threshold": rule.threshold, "min_region_area": rule.min_region_area}
+    metrics["rule"] = asdict(rule)
     metrics["val"] = {k: val_scores[k] for k in ("dice", "iou", "false_alarm_rate")}
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,9 +126,9 @@ def evaluate(
     curve = [
         {
             "threshold": t,
-            "val_dice": (v := score(val, DecisionRule(t, rule.min_region_area)))["dice"],
+            "val_dice": (v := score(val, replace(rule, threshold=t)))["dice"],
             "val_false_alarm_rate": v["false_alarm_rate"],
-            "test_dice": score(test, DecisionRule(t, rule.min_region_area))["dice"],
+            "test_dice": score(test, replace(rule, threshold=t))["dice"],
         }
         for t in params.thresholds
     ]
@@ -151,6 +155,7 @@ def seal(candidate: Path, model_out: Path, rule: DecisionRule, metrics: dict[str
         {
             "threshold": str(rule.threshold),
             "min_region_area": str(rule.min_region_area),
+            "min_region_peak": str(rule.min_region_peak),
             "metrics": json.dumps(
                 {
                     k: metrics[k]

@@ -38,7 +38,7 @@ def export(
     real_images: list[np.ndarray],
 ) -> float:
     """Export, stamp metadata, check parity; return the largest torch/onnxruntime difference seen."""
-    graph = InferenceGraph(net.eval(), train_params.working_size).eval()
+    graph = InferenceGraph(net.eval(), train_params.working_size, params.flip_tta).eval()
     height, width = train_params.working_size
     dummy = torch.zeros((1, 1, height, width), dtype=torch.uint8)
     axes = {0: "batch", 2: "height", 3: "width"}
@@ -62,8 +62,10 @@ def export(
             "version": version,
             "threshold": str(PROVISIONAL_THRESHOLD),
             "min_region_area": "0",
+            "min_region_peak": "0",
             "working_size": json.dumps(list(train_params.working_size)),
             "train_params": json.dumps(as_dict(train_params)),
+            "export_params": json.dumps(as_dict(params)),
             "metrics": "{}",
         },
     )
