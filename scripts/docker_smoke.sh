@@ -37,6 +37,8 @@ cleanup() {
     log "stopping the private dockerd ($dockerd_pid)"
     kill "$dockerd_pid" 2> /dev/null || true
     wait "$dockerd_pid" 2> /dev/null || true
+    # dockerd leaves its default network namespace mounted under the exec root.
+    awk -v dir="$RUN_DIR" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount
   fi
   rm -rf "$RUN_DIR"
   exit "$status"
