@@ -29,9 +29,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not settings.model_path.is_file():
         # A missing file is a deployment mistake; refuse to start rather than serve 503 forever.
         raise RuntimeError(f"model file {settings.model_path} does not exist (set TILESCAN_MODEL_PATH)")
-    loading = asyncio.create_task(asyncio.to_thread(app.state.engine.load))
+    engine: Engine = app.state.engine
+    loading = asyncio.create_task(asyncio.to_thread(engine.load))
     yield
     await loading
+    engine.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

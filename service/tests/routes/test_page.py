@@ -109,6 +109,7 @@ def test_threshold_field_reruns_the_prediction(page: Page, tmp_path: Path, squar
     page.fill("#threshold", "1")
     page.dispatch_event("#threshold", "change")
 
+    expect(page.locator("#used-threshold")).to_have_text("1")
     expect(page.locator("#verdict")).to_have_text("Defect found")  # 255/255 = 1.0 >= 1
     page.fill("#threshold", "0.05")
     page.dispatch_event("#threshold", "change")

@@ -4,6 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 let current = null; // { file, bitmap, result }
+let latest = 0; // number of the newest analysis: slower, older answers must not overwrite it
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -100,17 +101,20 @@ function showSummary(result) {
 }
 
 async function analyze(file) {
+  const mine = ++latest;
   setStatus(`Analyzing ${file.name}…`);
   try {
     const response = await post(file, "rle");
     const result = await response.json();
     // The browser may not decode every format the API accepts (TIFF): then the mask shows alone.
     const bitmap = await createImageBitmap(file).catch(() => null);
+    if (mine !== latest) return;
     current = { file, bitmap, result };
     showSummary(result);
     draw();
     setStatus(bitmap ? `Analyzed ${file.name}.` : `Analyzed ${file.name} (this browser cannot display the photo itself).`);
   } catch (error) {
+    if (mine !== latest) return;
     current = null;
     $("result").hidden = true;
     setStatus(`Could not analyze ${file.name}: ${error.message}`, true);
