@@ -14,7 +14,7 @@ import numpy as np
 from tilescan_service.config import Settings
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_shared.image import decode_gray
-from tilescan_shared.masks import Segmentation, segment
+from tilescan_shared.masks import DecisionRule, Segmentation, segment
 from tilescan_shared.predictor import ModelInfo, Predictor
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ class OverloadedError(Exception):
 @dataclass(frozen=True)
 class Prediction:
     segmentation: Segmentation
-    threshold: float
-    min_region_area: int
+    rule: DecisionRule  # the one applied: the model's, with the request's threshold if it gave one
     inference_seconds: float
 
     @property
@@ -147,7 +146,7 @@ class Engine:
         finally:
             self._pending -= 1
             self.metrics.queued.dec()
-        return Prediction(segmentation, rule.threshold, rule.min_region_area, seconds)
+        return Prediction(segmentation, rule, seconds)
 
 
 def _timed(predictor: Predictor, gray: np.ndarray) -> tuple[np.ndarray, float]:

@@ -52,8 +52,9 @@ def summary(prediction: Prediction, model: ModelInfo) -> dict[str, Any]:
         "defect_fraction": prediction.defect_fraction,
         "has_defect": seg.has_defect,
         "regions": [{"bbox": list(r.bbox), "area": r.area} for r in seg.regions],
-        "threshold": prediction.threshold,
-        "min_region_area": prediction.min_region_area,
+        "threshold": prediction.rule.threshold,
+        "min_region_area": prediction.rule.min_region_area,
+        "min_region_peak": prediction.rule.min_region_peak,
         "inference_ms": round(prediction.inference_seconds * 1000, 3),
         "model": {"name": model.name, "version": model.version},
     }

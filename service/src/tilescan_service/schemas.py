@@ -37,6 +37,7 @@ _SUMMARY_EXAMPLE: dict[str, Any] = {
     "regions": [{"bbox": [1, 1, 3, 3], "area": 4}],
     "threshold": 0.5,
     "min_region_area": 0,
+    "min_region_peak": 0.0,
     "inference_ms": 41.7,
     "model": {"name": "tilescan", "version": "3f2a9c1e"},
 }
@@ -55,6 +56,11 @@ class PredictionSummary(BaseModel):
     )
     threshold: float = Field(ge=0, le=1, description="probability at or above which a pixel is defect")
     min_region_area: int = Field(ge=0, description="smaller regions are dropped from the mask")
+    min_region_peak: float = Field(
+        ge=0,
+        le=1,
+        description="regions whose highest probability is lower are dropped (when above threshold)",
+    )
     inference_ms: float = Field(ge=0, description="onnxruntime time for this image")
     model: ModelRef
 
@@ -130,6 +136,7 @@ class ModelCard(BaseModel):
                     "version": "3f2a9c1e",
                     "threshold": 0.5,
                     "min_region_area": 32,
+                    "min_region_peak": 0.9,
                     "working_size": [256, 256],
                     "metrics": {"test/dice": 0.71},
                     "train_params": {"epochs": 15},
@@ -145,6 +152,7 @@ class ModelCard(BaseModel):
         description="default decision threshold (the ?threshold= parameter overrides it)"
     )
     min_region_area: int
+    min_region_peak: float
     working_size: list[int] = Field(
         description="[height, width] the network sees; masks come back at full size"
     )

@@ -12,6 +12,7 @@ def test_model_describes_the_served_model_from_its_metadata(client: TestClient) 
         "version": "tiny0001",
         "threshold": 0.5,
         "min_region_area": 0,
+        "min_region_peak": 0.0,
         "working_size": [8, 8],
         "metrics": {"dice": 0.5, "iou": 0.33},
         "train_params": {"note": "test model"},

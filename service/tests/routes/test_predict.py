@@ -48,7 +48,7 @@ def test_json_answer_is_the_full_resolution_mask_with_its_summary(
     assert body["defect_fraction"] == pytest.approx(300 / 2400)
     assert body["has_defect"] is True
     assert body["regions"] == [{"bbox": [10, 5, 30, 20], "area": 300}]
-    assert (body["threshold"], body["min_region_area"]) == (0.5, 0)
+    assert (body["threshold"], body["min_region_area"], body["min_region_peak"]) == (0.5, 0, 0.0)
     assert body["model"] == {"name": "tilescan-tiny", "version": "tiny0001"}
     assert body["inference_ms"] >= 0
 
@@ -117,22 +117,26 @@ def test_threshold_parameter_overrides_the_models(client: TestClient, encoder: C
     assert (high["threshold"], high["defect_pixels"], high["has_defect"]) == (1.0, 0, False)
 
 
-def test_decision_rule_drops_regions_below_the_models_min_area(
+def test_the_models_decision_rule_drops_small_and_faint_regions(
     tmp_path: Path, encoder: Callable[..., bytes]
 ) -> None:
-    model = write_tiny_model(tmp_path / "rule.onnx", threshold=0.5, min_region_area=10)
-    tile = np.zeros((30, 30), dtype=np.uint8)
-    tile[2:4, 2:4] = 255  # 4 pixels: dropped
-    tile[10:20, 10:20] = 255  # 100 pixels: kept
+    model = write_tiny_model(tmp_path / "rule.onnx", threshold=0.5, min_region_area=10, min_region_peak=0.9)
+    tile = np.zeros((30, 40), dtype=np.uint8)
+    tile[2:4, 2:4] = 255  # 4 pixels: too small
+    tile[10:20, 10:20] = 255  # 100 pixels peaking at 1.0: kept
+    tile[10:20, 25:35] = 200  # 100 pixels, but its peak 0.78 < 0.9: too faint
 
     with TestClient(create_app(Settings(model_path=model, log_level="WARNING"))) as client:
         while client.get("/readyz").status_code != 200:
             pass
         body = client.post("/predict", **upload(encoder(tile))).json()
+        model_card = client.get("/model").json()
 
-    assert body["min_region_area"] == 10
+    assert (body["min_region_area"], body["min_region_peak"]) == (10, 0.9)
+    assert (model_card["min_region_area"], model_card["min_region_peak"]) == (10, 0.9)
     assert body["regions"] == [{"bbox": [10, 10, 20, 20], "area": 100}]
-    assert np.array(body["pred"])[2:4, 2:4].sum() == 0
+    pred = np.array(body["pred"])
+    assert pred[2:4, 2:4].sum() == 0 and pred[10:20, 25:35].sum() == 0
     assert body["defect_pixels"] == 100
 
 
