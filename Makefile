@@ -25,7 +25,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(DEV_STAMP): $(BIN)/python $(DEV_DEPS)
-	$(PIP) "$(TORCH)"
+	$(PIP) $(TORCH)
 	$(PIP) -e "shared[cpu]" -e "training[test,lint]" -e "service[test]"
 	touch $@
 

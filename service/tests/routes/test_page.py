@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian ships `chromium`; Ubuntu CI runners have Google Chrome instead (Ubuntu's chromium is a snap stub).
+_BROWSERS = ("chromium", "google-chrome", "google-chrome-stable")
+CHROMIUM = next(filter(None, map(shutil.which, _BROWSERS)), "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
