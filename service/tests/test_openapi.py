@@ -13,11 +13,14 @@ from tilescan_service.config import Settings
 from tilescan_service.main import create_app
 
 
-def test_docs_page_is_served(client: TestClient) -> None:
+def test_docs_page_is_served_without_a_cdn(client: TestClient) -> None:
     response = client.get("/docs")
 
     assert response.status_code == 200
     assert "/openapi.json" in response.text
+    assert "cdn.jsdelivr.net" not in response.text
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
 
 
 def test_predict_documents_formats_examples_and_every_error(client: TestClient) -> None:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from tilescan_service.body_limit import BodyLimitMiddleware
 from tilescan_service.config import Settings, get_settings
@@ -39,7 +40,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    app = FastAPI(
+    # FastAPIOffline = FastAPI whose /docs loads Swagger UI from the package, not from a CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
+        static_url="/docs-assets",
         title="tilescan",
         summary="Finds surface defects on magnetic tiles: post a photo, get a full-resolution defect mask.",
         version="0.1.0",

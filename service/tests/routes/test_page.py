@@ -66,6 +66,20 @@ def page(browser: Browser, live_server: str) -> Iterator[Page]:
     context.close()
 
 
+@pytest.mark.slow
+def test_docs_page_renders_offline(browser: Browser, live_server: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    # Any request leaving the live server would fail the page on a plant network: refuse them all.
+    page.route(
+        "**/*",
+        lambda route: route.continue_() if route.request.url.startswith(live_server) else route.abort(),
+    )
+    page.goto(f"{live_server}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/predict")).to_be_visible()
+    context.close()
+
+
 def _pixel(page: Page, x: int, y: int) -> list[int]:
     script = (
         "([x, y]) => [...document.getElementById('canvas').getContext('2d').getImageData(x, y, 1, 1).data]"
