@@ -134,23 +134,29 @@ class Engine:
         try:
             gray = await asyncio.to_thread(decode_gray, data, self.settings.max_image_pixels)
             self.metrics.pixels.observe(gray.size)
-            loop = asyncio.get_running_loop()
-            probability, seconds = await loop.run_in_executor(self._inference_pool, _timed, predictor, gray)
-            self.metrics.inference.observe(seconds)
             rule = (
                 predictor.info.rule
                 if threshold is None
                 else replace(predictor.info.rule, threshold=threshold)
             )
-            segmentation = await asyncio.to_thread(segment, probability, rule)
+            loop = asyncio.get_running_loop()
+            segmentation, seconds = await loop.run_in_executor(
+                self._inference_pool, _infer, predictor, gray, rule
+            )
+            self.metrics.inference.observe(seconds)
         finally:
             self._pending -= 1
             self.metrics.queued.dec()
         return Prediction(segmentation, rule, seconds)
 
 
-def _timed(predictor: Predictor, gray: np.ndarray) -> tuple[np.ndarray, float]:
-    """Probability map and the seconds onnxruntime took (queueing excluded)."""
+def _infer(predictor: Predictor, gray: np.ndarray, rule: DecisionRule) -> tuple[Segmentation, float]:
+    """The segmentation and the seconds onnxruntime took (queueing excluded).
+
+    The decision rule runs in the same worker call: one thread hop less per request, for ~0.3 ms
+    of numpy that would otherwise wait for a thread of its own.
+    """
     started = time.perf_counter()
     probability = predictor.predict(gray)
-    return probability, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return segment(probability, rule), seconds
