@@ -11,7 +11,24 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tilescan_service.config import Settings
+from tilescan_service.engine import Engine
 from tilescan_service.main import create_app
+
+
+def _block_inference(client: TestClient, release: threading.Event, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """Wait for /readyz, then make every inference wait until ``release`` is set."""
+    deadline = time.monotonic() + 10
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the model never became ready"
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    real_predict = engine.predictor.predict
+
+    def blocked_predict(gray: np.ndarray) -> np.ndarray:
+        release.wait(timeout=10)
+        return real_predict(gray)
+
+    monkeypatch.setattr(engine.predictor, "predict", blocked_predict)
+    return engine
 
 
 def test_full_queue_answers_503_with_retry_after_and_recovers(
@@ -26,16 +43,7 @@ def test_full_queue_answers_503_with_retry_after_and_recovers(
     )
     release = threading.Event()
     with TestClient(create_app(settings)) as client:
-        while client.get("/readyz").status_code != 200:
-            pass
-        engine = client.app.state.engine  # type: ignore[attr-defined]
-        real_predict = engine.predictor.predict
-
-        def blocked_predict(gray: np.ndarray) -> np.ndarray:
-            release.wait(timeout=10)
-            return real_predict(gray)
-
-        monkeypatch.setattr(engine.predictor, "predict", blocked_predict)
+        engine = _block_inference(client, release, monkeypatch)
         answers: list[int] = []
 
         def post() -> None:
@@ -69,16 +77,7 @@ def test_inference_runs_off_the_event_loop(
     """While an inference is stuck, the same app still answers other requests."""
     release = threading.Event()
     with TestClient(create_app(Settings(model_path=tiny_model, log_level="WARNING"))) as client:
-        while client.get("/readyz").status_code != 200:
-            pass
-        engine = client.app.state.engine  # type: ignore[attr-defined]
-        real_predict = engine.predictor.predict
-
-        def blocked_predict(gray: np.ndarray) -> np.ndarray:
-            release.wait(timeout=10)
-            return real_predict(gray)
-
-        monkeypatch.setattr(engine.predictor, "predict", blocked_predict)
+        engine = _block_inference(client, release, monkeypatch)
         stuck = threading.Thread(
             target=client.post, args=("/predict",), kwargs={"files": {"image": square_png}}
         )
