@@ -7,6 +7,7 @@ and the service see identical pixels for identical files.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 
 import numpy as np
@@ -85,7 +86,7 @@ def to_gray8(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def read_gray(path: str, max_pixels: int | None = None) -> np.ndarray:
+def read_gray(path: str | os.PathLike[str], max_pixels: int | None = None) -> np.ndarray:
     """Read an image file from disk through :func:`decode_gray`."""
     with open(path, "rb") as f:
         return decode_gray(f.read(), max_pixels=max_pixels)

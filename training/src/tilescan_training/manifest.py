@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import get_type_hints
 
 FREE_CLASS = "free"
 
@@ -44,12 +45,9 @@ def _write(path: Path, rows: list, row_type: type) -> None:
 
 
 def _read(path: Path, row_type: type) -> list:
-    types = {f.name: f.type for f in fields(row_type)}
+    types = get_type_hints(row_type)
     with open(path, newline="") as f:
-        return [
-            row_type(**{k: int(v) if types[k] == "int" else v for k, v in row.items()})
-            for row in csv.DictReader(f)
-        ]
+        return [row_type(**{k: types[k](v) for k, v in row.items()}) for row in csv.DictReader(f)]
 
 
 def write_records(path: Path, records: list[Record]) -> None:

@@ -45,8 +45,8 @@ def predict_all(predictor: Predictor, records: list[Record], data_dir: Path) -> 
     return [
         Scored(
             r,
-            image := read_gray(str(data_dir / r.image)),
-            read_gray(str(data_dir / r.mask)),
+            image := read_gray(data_dir / r.image),
+            read_gray(data_dir / r.mask),
             predictor.predict(image),
         )
         for r in records

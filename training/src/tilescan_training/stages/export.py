@@ -110,7 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     records = records_in("val", read_records(args.data / "manifest.csv"), read_split(args.split))
-    real = [read_gray(str(args.data / r.image)) for r in records[:4]]
+    real = [read_gray(args.data / r.image) for r in records[:4]]
     worst = export(load_net(args.checkpoint, params.train), params.train, params.export, args.out, real)
     print(f"exported {args.out}; torch vs onnxruntime max difference {worst:.2e}")
 
