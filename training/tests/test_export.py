@@ -11,7 +11,7 @@ from tilescan_training.net import UNet
 from tilescan_training.params import ExportParams, NetParams, TrainParams
 from tilescan_training.stages.export import ParityError, check_parity, export
 
-TRAIN = TrainParams(working_size=(32, 48), net=NetParams(base_channels=4, depth=2))
+TRAIN = TrainParams(crop_size=(32, 48), net=NetParams(base_channels=4, depth=2))
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,6 @@ def test_flip_tta_is_mirror_symmetric(tmp_path):
 def test_parity_check_fails_on_a_different_graph(exported):
     _, path, _ = exported
     torch.manual_seed(99)
-    other = InferenceGraph(UNet(base_channels=4, depth=2).eval(), TRAIN.working_size).eval()
+    other = InferenceGraph(UNet(base_channels=4, depth=2).eval(), 4, TRAIN.scale).eval()
     with pytest.raises(ParityError, match="differs from torch"):
         check_parity(other, Predictor(path), [], tolerance=1e-4)

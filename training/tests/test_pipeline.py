@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "split": {"free_in_train": 4},
     "train": {
-        "working_size": [64, 64],
+        "crop_size": [64, 64],
         "epochs": 2,
         "batch_size": 4,
         "num_workers": 0,
@@ -77,7 +77,7 @@ def test_every_stage_writes_its_outputs(pipeline_repo: Path):
     assert len(records) == len(entries) == 34
     assert (repo / "models/checkpoints/best.ckpt").is_file()
     assert (repo / "dvclive/metrics.json").is_file()
-    assert (repo / "dvclive/plots/metrics/val/dice.tsv").is_file()
+    assert (repo / "dvclive/plots/metrics/val/pixel_dice_max.tsv").is_file()
     assert (repo / "models/candidate.onnx").is_file()
     for png in ("dice_vs_threshold.png", "training_curves.png"):
         assert (repo / "evaluation/plots" / png).stat().st_size > 1000

@@ -1,4 +1,8 @@
-"""LightningDataModule: builds train/val datasets from the ingest and split manifests (never splits)."""
+"""LightningDataModule: builds train/val datasets from the ingest and split manifests (never splits).
+
+Under DDP, Lightning wraps the training sampler (the class-balanced one too) in a distributed sampler,
+so each rank draws its own shard.
+"""
 
 from __future__ import annotations
 
@@ -19,16 +23,18 @@ class TileDataModule(pl.LightningDataModule):
         self,
         data_dir: Path,
         split_csv: Path,
-        working_size: tuple[int, int],
+        crop_size: tuple[int, int],
         batch_size: int,
         num_workers: int = 0,
         augment: AugmentParams | None = None,
         class_balance: float = 0.0,
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
         self.split_csv = Path(split_csv)
-        self.working_size = working_size
+        self.crop_size = crop_size
+        self.scale = scale
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment = augment
@@ -38,15 +44,16 @@ class TileDataModule(pl.LightningDataModule):
         records = read_records(self.data_dir / "manifest.csv")
         entries = read_split(self.split_csv)
         self.train_set = TileDataset(
-            records_in("train", records, entries), self.data_dir, self.working_size, self.augment
+            records_in("train", records, entries), self.data_dir, self.crop_size, self.scale, self.augment
         )
-        self.val_set = TileDataset(records_in("val", records, entries), self.data_dir, self.working_size)
+        # Whole tiles of different sizes: validated one at a time.
+        self.val_set = TileDataset(records_in("val", records, entries), self.data_dir)
 
     def _loader(self, dataset: TileDataset, train: bool) -> DataLoader:
         sampler = self._balanced_sampler(dataset) if train and self.class_balance > 0 else None
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size if train else 1,
             shuffle=train and sampler is None,
             sampler=sampler,
             num_workers=self.num_workers,

@@ -1,4 +1,4 @@
-"""Tiles as tensors at the working size, with the training-time augmentations."""
+"""Tiles as tensors: fixed-size training crops at the model's scale, whole native tiles for validation."""
 
 from __future__ import annotations
 
@@ -6,31 +6,38 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from tilescan_training.graph import scale_pixels, to_working_size
+from tilescan_training.graph import rescale, scale_pixels
 from tilescan_training.manifest import Record
 from tilescan_training.params import AugmentParams
 
 
 class TileDataset(Dataset):
-    """``(image, mask)`` pairs, both ``float32 [1, H, W]`` at ``working_size``.
+    """``(image, mask)`` pairs, ``float32 [1, H, W]``, images in [0, 1].
 
-    Images are scaled and resized exactly as the exported graph does it; masks are resized
-    bilinearly into soft targets, so a defect thinner than one working pixel still counts.
+    With ``crop_size`` (training): each tile is scaled by ``scale`` exactly as the exported graph
+    scales it, then a ``crop_size`` window is cut; with probability ``augment.defect_focus`` the window
+    is placed over a random defect pixel, so a blowhole a few pixels wide is not a rare sight. Tiles
+    smaller than the window are replicate-padded (the graph pads the same way) with mask 0. Masks are
+    resized bilinearly into soft targets. Without ``crop_size`` (validation): whole tiles at native
+    resolution, for the same forward pass the service runs.
     """
 
     def __init__(
         self,
         records: list[Record],
         root: Path,
-        working_size: tuple[int, int],
+        crop_size: tuple[int, int] | None = None,
+        scale: float = 1.0,
         augment: AugmentParams | None = None,
     ) -> None:
         self.records = records
         self.root = Path(root)
-        self.working_size = tuple(working_size)
+        self.crop_size = tuple(crop_size) if crop_size else None
+        self.scale = scale
         self.augment = augment
 
     def __len__(self) -> int:
@@ -38,12 +45,13 @@ class TileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         record = self.records[index]
-        image = torch.from_numpy(_read(self.root / record.image))[None, None]
-        mask = torch.from_numpy(_read(self.root / record.mask))[None, None].float()
-        if self.augment is not None:
-            image, mask = _crop(image, mask, self.augment.min_crop)
-        image = to_working_size(scale_pixels(image), self.working_size)[0]
-        mask = to_working_size(mask, self.working_size)[0]
+        image = scale_pixels(torch.from_numpy(_read(self.root / record.image)))[None, None]
+        mask = torch.from_numpy(_read(self.root / record.mask)).float()[None, None]
+        if self.crop_size is None:
+            return image[0], mask[0]
+        image, mask = rescale(image, self.scale), rescale(mask, self.scale)
+        focus = self.augment.defect_focus if self.augment else 0.0
+        image, mask = _crop(image[0], mask[0], self.crop_size, focus)
         if self.augment is not None:
             image, mask = _flip_and_jitter(image, mask, self.augment)
         return image, mask
@@ -54,15 +62,26 @@ def _read(path: Path) -> np.ndarray:
         return np.array(img)
 
 
-def _crop(image: torch.Tensor, mask: torch.Tensor, min_crop: float) -> tuple[torch.Tensor, torch.Tensor]:
-    if min_crop >= 1.0:
-        return image, mask
+def _crop(
+    image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int], defect_focus: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``size`` window of ``[1, H, W]`` tensors, padded where the tile is smaller."""
+    ch, cw = size
+    pad_h, pad_w = max(0, ch - image.shape[-2]), max(0, cw - image.shape[-1])
+    if pad_h or pad_w:
+        image = F.pad(image[None], (0, pad_w, 0, pad_h), mode="replicate")[0]
+        mask = F.pad(mask, (0, pad_w, 0, pad_h))
     height, width = image.shape[-2:]
-    share = min_crop + (1 - min_crop) * torch.rand(1).item()
-    h, w = max(1, round(height * share)), max(1, round(width * share))
-    y = int(torch.randint(0, height - h + 1, (1,)))
-    x = int(torch.randint(0, width - w + 1, (1,)))
-    return image[..., y : y + h, x : x + w], mask[..., y : y + h, x : x + w]
+    defects = torch.nonzero(mask[0] >= 0.5)
+    if len(defects) and torch.rand(1).item() < defect_focus:
+        # A window that holds a random defect pixel at a random place inside it.
+        cy, cx = defects[int(torch.randint(len(defects), (1,)))].tolist()
+        y = int(torch.randint(max(0, cy - ch + 1), min(cy, height - ch) + 1, (1,)))
+        x = int(torch.randint(max(0, cx - cw + 1), min(cx, width - cw) + 1, (1,)))
+    else:
+        y = int(torch.randint(0, height - ch + 1, (1,)))
+        x = int(torch.randint(0, width - cw + 1, (1,)))
+    return image[..., y : y + ch, x : x + cw], mask[..., y : y + ch, x : x + cw]
 
 
 def _flip_and_jitter(

@@ -1,8 +1,9 @@
-"""The inference graph exported to ONNX, and the resize it shares with training.
+"""The inference graph exported to ONNX, and the native-resolution forward pass it shares with training.
 
-Training feeds the network exactly what the exported graph feeds it: ``uint8`` pixels scaled to
-[0, 1] and resized (bilinear) to the working size. The graph then resizes the logits back to the
-input's size and applies the sigmoid, so the service only decodes images.
+A tile is never squashed to a square: it is scaled by one fixed factor (``train.scale``, 1 = native
+pixels), padded on the bottom and right to the network's stride, run through the fully convolutional
+network, cropped back and, when scaled, resized to the input's size. Validation runs this same
+function, so the number that picks the checkpoint is measured the way the service predicts.
 """
 
 from __future__ import annotations
@@ -12,32 +13,48 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def to_working_size(x: torch.Tensor, size: tuple[int, int] | list[int]) -> torch.Tensor:
-    """Bilinear resize of a float ``[N, C, H, W]`` tensor to ``size = (H, W)``."""
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-
 def scale_pixels(image: torch.Tensor) -> torch.Tensor:
     """``uint8`` pixels to float in [0, 1]."""
     return image.float() / 255.0
 
 
+def rescale(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Bilinear resize of a float ``[N, C, H, W]`` tensor by ``scale`` (identity at 1)."""
+    if scale == 1.0:
+        return x
+    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=True)
+
+
+def native_logits(net: nn.Module, x: torch.Tensor, multiple: int, scale: float = 1.0) -> torch.Tensor:
+    """Logits ``[N, 1, H, W]`` for float images ``[N, 1, H, W]`` in [0, 1] of any size.
+
+    Replicate padding (not zeros) keeps the border statistics of a real tile and is defined for any
+    size, even one smaller than the padding.
+    """
+    height, width = x.shape[-2:]
+    x = rescale(x, scale)
+    h, w = x.shape[-2:]
+    x = F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="replicate")
+    logits = net(x)[..., :h, :w]
+    if scale == 1.0:
+        return logits
+    return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+
+
 class InferenceGraph(nn.Module):
     """``uint8 [N, 1, H, W]`` -> ``float32`` defect probability ``[N, 1, H, W]``, for any ``H``, ``W``."""
 
-    def __init__(
-        self, net: nn.Module, working_size: tuple[int, int] | list[int], flip_tta: bool = False
-    ) -> None:
+    def __init__(self, net: nn.Module, multiple: int, scale: float = 1.0, flip_tta: bool = False) -> None:
         super().__init__()
         self.net = net
-        self.working_size = tuple(working_size)
+        self.multiple = multiple
+        self.scale = scale
         self.flip_tta = flip_tta
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = to_working_size(scale_pixels(image), self.working_size)
-        logits = self.net(x)
+        x = scale_pixels(image)
+        logits = native_logits(self.net, x, self.multiple, self.scale)
         if self.flip_tta:
-            logits = (logits + self.net(x.flip(-1)).flip(-1)) / 2
-        return torch.sigmoid(
-            F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
-        )
+            flipped = native_logits(self.net, x.flip(-1), self.multiple, self.scale).flip(-1)
+            logits = (logits + flipped) / 2
+        return torch.sigmoid(logits)

@@ -46,8 +46,8 @@ class LossParams:
 class AugmentParams:
     hflip: bool = True
     vflip: bool = True
-    # Random crop before resizing: the crop keeps this share of each side, drawn uniformly (1 = no crop).
-    min_crop: float = 1.0
+    # Share of training crops placed over a defect pixel (tiles with defects only; 0 = uniform crops).
+    defect_focus: float = 0.0
     brightness: float = 0.0
     contrast: float = 0.0
 
@@ -63,7 +63,11 @@ class OptimizerParams:
 @dataclass(frozen=True)
 class TrainParams:
     seed: int = 42
-    working_size: tuple[int, int] = (256, 256)
+    # Training window [height, width] (multiples of 2**net.depth), cut after scaling; inference runs
+    # on whole tiles.
+    crop_size: tuple[int, int] = (256, 256)
+    # One fixed resize factor for every tile, in training and in the exported graph (1 = native pixels).
+    scale: float = 1.0
     epochs: int = 30
     batch_size: int = 8
     num_workers: int = 1

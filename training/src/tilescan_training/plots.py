@@ -56,7 +56,7 @@ def threshold_curve(rows: list[dict[str, float]], chosen: float, path: Path) -> 
 
 def training_curves(live_plots: Path, path: Path) -> None:
     """Loss and val Dice per epoch from DVCLive's ``plots/metrics`` TSV files."""
-    panels = {"loss": ["train/loss", "val/loss"], "Dice": ["val/dice"]}
+    panels = {"loss": ["train/loss", "val/loss"], "Dice": ["val/pixel_dice_max"]}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, (title, names) in zip(axes, panels.items(), strict=True):
         for name in names:

@@ -38,8 +38,8 @@ def export(
     real_images: list[np.ndarray],
 ) -> float:
     """Export, stamp metadata, check parity; return the largest torch/onnxruntime difference seen."""
-    graph = InferenceGraph(net.eval(), train_params.working_size, params.flip_tta).eval()
-    height, width = train_params.working_size
+    graph = InferenceGraph(net.eval(), net.multiple, train_params.scale, params.flip_tta).eval()
+    height, width = train_params.crop_size
     dummy = torch.zeros((1, 1, height, width), dtype=torch.uint8)
     axes = {0: "batch", 2: "height", 3: "width"}
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +63,7 @@ def export(
             "threshold": str(PROVISIONAL_THRESHOLD),
             "min_region_area": "0",
             "min_region_peak": "0",
-            "working_size": json.dumps(list(train_params.working_size)),
+            "working_size": json.dumps(list(train_params.crop_size)),
             "train_params": json.dumps(as_dict(train_params)),
             "export_params": json.dumps(as_dict(params)),
             "metrics": "{}",

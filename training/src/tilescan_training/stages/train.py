@@ -1,4 +1,4 @@
-"""Stage ``train``: fit the U-Net with Lightning, log to DVCLive, keep the best val-Dice checkpoint."""
+"""Stage ``train``: fit the U-Net with Lightning, log to DVCLive, keep the best checkpoint by val/pixel_dice_max."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from tilescan_training.params import TrainParams, load_params
 def build_net(params: TrainParams) -> UNet:
     """The network the params describe, with ``init_weights`` loaded when given."""
     net = UNet(base_channels=params.net.base_channels, depth=params.net.depth)
-    for side in params.working_size:
+    for side in params.crop_size:
         if side % net.multiple:
-            raise ValueError(f"working_size {params.working_size} must be multiples of {net.multiple}")
+            raise ValueError(f"crop_size {params.crop_size} must be multiples of {net.multiple}")
     if params.init_weights:
         if "://" in params.init_weights:
             state = torch.hub.load_state_dict_from_url(params.init_weights, map_location="cpu")
@@ -43,22 +43,28 @@ def load_net(checkpoint: Path, params: TrainParams) -> UNet:
 
 
 def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: Path, live_dir: Path) -> Path:
-    """Fit and return the path of the best checkpoint (by ``val/dice``)."""
+    """Fit and return the path of the best checkpoint (by ``val/pixel_dice_max``)."""
     pl.seed_everything(params.seed, workers=True)
     module = SegmentationModule(
-        build_net(params), SegmentationLoss(params.loss), params.optimizer, params.channels_last
+        build_net(params), SegmentationLoss(params.loss), params.optimizer, params.scale, params.channels_last
     )
     data = TileDataModule(
         data_dir,
         split_csv,
-        params.working_size,
+        params.crop_size,
         params.batch_size,
         params.num_workers,
         params.augment,
         params.class_balance,
+        params.scale,
     )
     checkpoint = ModelCheckpoint(
-        dirpath=checkpoint_dir, filename="best", monitor="val/dice", mode="max", save_top_k=1
+        dirpath=checkpoint_dir,
+        filename="best",
+        monitor="val/pixel_dice_max",
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,  # export needs the weights only; no resume from optimizer state
     )
     # dvc.yaml declares DVCLive's metrics and plots itself, so DVCLive must not edit it.
     logger = DVCLiveLogger(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False)
@@ -81,7 +87,7 @@ def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: 
     images = params.epochs * len(data.train_set)
     print(
         f"trained {params.epochs} epochs in {seconds:.0f} s ({images / seconds:.1f} train images/s); "
-        f"best val/dice {checkpoint.best_model_score}"
+        f"best val/pixel_dice_max {checkpoint.best_model_score}"
     )
     return Path(checkpoint.best_model_path)
 
