@@ -1,10 +1,10 @@
-import json
-
 import numpy as np
 import onnx
 import pytest
 import torch
 
+from tilescan_shared.masks import DecisionRule
+from tilescan_shared.model_info import read_info
 from tilescan_shared.predictor import Predictor
 from tilescan_training.graph import InferenceGraph
 from tilescan_training.net import UNet
@@ -51,12 +51,14 @@ def test_graph_io_and_opset(exported):
 
 def test_metadata(exported):
     _, path, _ = exported
-    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert props["name"] == "tilescan-test"
-    assert len(props["version"]) == 12
-    assert json.loads(props["working_size"]) == [32, 48]
-    assert json.loads(props["train_params"])["net"] == {"base_channels": 4, "depth": 2}
-    assert float(props["threshold"]) == 0.5
+    info = read_info(onnx.load(str(path)))
+    assert info.name == "tilescan-test"
+    assert len(info.version) == 12
+    assert info.working_size == [32, 48]
+    assert info.train_params["net"] == {"base_channels": 4, "depth": 2}
+    assert info.export_params["opset"] == 17
+    assert info.rule == DecisionRule(threshold=0.5) and info.metrics == {}
+    assert Predictor(path).info == info
 
 
 def test_flip_tta_is_mirror_symmetric(tmp_path):

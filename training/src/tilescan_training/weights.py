@@ -1,0 +1,34 @@
+"""The network ``train:`` params describe, with its weights: random or ``init_weights`` (train stage),
+or a Lightning checkpoint (export stage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tilescan_training.net import UNet
+from tilescan_training.params import TrainParams
+
+
+def build_net(params: TrainParams) -> UNet:
+    """The network the params describe, with ``init_weights`` loaded when given."""
+    net = UNet(base_channels=params.net.base_channels, depth=params.net.depth)
+    for side in params.working_size:
+        if side % net.multiple:
+            raise ValueError(f"working_size {params.working_size} must be multiples of {net.multiple}")
+    if params.init_weights:
+        if "://" in params.init_weights:
+            state = torch.hub.load_state_dict_from_url(params.init_weights, map_location="cpu")
+        else:
+            state = torch.load(params.init_weights, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    return net
+
+
+def load_net(checkpoint: Path, params: TrainParams) -> UNet:
+    """The trained network from a Lightning checkpoint written by the train stage."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    net = UNet(base_channels=params.net.base_channels, depth=params.net.depth)
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
+    return net.eval()
