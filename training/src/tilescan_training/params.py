@@ -18,6 +18,8 @@ import yaml
 class IngestParams:
     # The upstream archive URL (http, https or file), a local .zip, or a folder with the upstream layout.
     source: str
+    # sha256 of the archive: required for http(s) URLs, checked for local archives when given ("" = none).
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class TrainParams:
     val_every: int
     # A state_dict path or URL to start from instead of random weights ("" = from scratch).
     init_weights: str
+    # sha256 of the init_weights file: required for http(s) URLs, checked for local files when given.
+    init_weights_sha256: str
     accelerator: str
     devices: Any
     strategy: str

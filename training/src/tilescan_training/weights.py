@@ -3,26 +3,31 @@ or a Lightning checkpoint (export stage)."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import torch
 
+from tilescan_training.fetch import fetch
 from tilescan_training.net import UNet
 from tilescan_training.params import TrainParams
 
 
 def build_net(params: TrainParams) -> UNet:
-    """The network the params describe, with ``init_weights`` loaded when given."""
+    """The network the params describe, with ``init_weights`` loaded when given.
+
+    ``init_weights`` is a state_dict file: a path, a ``file://`` URL, or an http(s) URL whose sha256 must be
+    ``init_weights_sha256`` (checked for the others when given; see :mod:`tilescan_training.fetch`).
+    """
     net = UNet(base_channels=params.net.base_channels, depth=params.net.depth)
     for side in params.working_size:
         if side % net.multiple:
             raise ValueError(f"working_size {params.working_size} must be multiples of {net.multiple}")
     if params.init_weights:
-        if "://" in params.init_weights:
-            state = torch.hub.load_state_dict_from_url(params.init_weights, map_location="cpu")
-        else:
-            state = torch.load(params.init_weights, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = fetch(params.init_weights, params.init_weights_sha256, Path(tmp))
+            # weights_only: tensors and plain containers, never arbitrary pickled objects
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net
 
 
