@@ -9,8 +9,9 @@ The tile: unless ``--tile`` names an image, the image third of the first example
 stage committed beside the model (``evaluation/examples/*.png`` = ``image | truth | prediction``). That is
 a real test-split tile, pixel for pixel (the panels are lossless PNGs), and needs no data pull.
 
-Needs ``onnx`` (to read the model's metadata) and ``pillow``; run it with the project's venv, or after
-``pip install --constraint constraints.txt onnx pillow``.
+Needs ``onnx`` (to load the model), ``pillow`` and ``tilescan_shared`` (which reads the model's metadata,
+without onnxruntime); run it with the project's venv, or after
+``pip install --constraint constraints.txt onnx ./shared``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from tilescan_shared.model_info import read_info
 
 # Layout of tilescan_training.plots.example_panel: three tiles side by side, `GAP` pixels apart, under a
 # `HEADER`-pixel caption strip. The tests build a panel with that function, so a layout change fails them.
@@ -70,10 +73,10 @@ def model_version(model: Path) -> str:
     """The ``version`` in the ONNX file's metadata, as the service reports it on ``/model``."""
     import onnx
 
-    props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
-    if "version" not in props:
-        raise SmokeError(f"{model} has no version in its metadata")
-    return props["version"]
+    try:
+        return read_info(onnx.load(str(model), load_external_data=False)).version
+    except ValueError as err:
+        raise SmokeError(f"{model}: {err}") from None
 
 
 def _request(req: urllib.request.Request | str, timeout: float) -> tuple[int, bytes]:

@@ -19,6 +19,20 @@ def _tile(cls: str, defect: bool, speck: float = 0.0) -> Scored:
     return Scored(record, np.zeros((20, 20), np.uint8), truth, prob)
 
 
+def _params(
+    thresholds: tuple[float, ...],
+    min_region_peaks: tuple[float, ...] = (0.0,),
+    max_false_alarm_rate: float = 0.1,
+) -> EvaluateParams:
+    return EvaluateParams(
+        thresholds=thresholds,
+        min_region_areas=(0,),
+        min_region_peaks=min_region_peaks,
+        max_false_alarm_rate=max_false_alarm_rate,
+        examples=0,
+    )
+
+
 def test_score_hand_computed():
     tiles = [_tile("crack", True, speck=0.9), _tile("free", False), _tile("free", False, speck=0.9)]
     metrics = score(tiles, DecisionRule(threshold=0.5))
@@ -40,9 +54,7 @@ def test_min_region_area_removes_small_false_alarms():
 
 def test_peak_filter_is_part_of_the_rule_search():
     val = [_tile("crack", True), _tile("free", False, speck=0.45)]
-    params = EvaluateParams(
-        thresholds=(0.4,), min_region_areas=(0,), min_region_peaks=(0.0, 0.3, 0.6), max_false_alarm_rate=0.0
-    )
+    params = _params(thresholds=(0.4,), min_region_peaks=(0.0, 0.3, 0.6), max_false_alarm_rate=0.0)
     rule, scores = choose_rule(val, params)
     # the 0.45 speck passes threshold 0.4 but never reaches peak 0.6; peak 0.3 <= threshold is skipped
     assert rule == DecisionRule(0.4, 0, 0.6) and scores["dice"] == 1.0
@@ -50,10 +62,10 @@ def test_peak_filter_is_part_of_the_rule_search():
 
 def test_rule_is_chosen_within_the_false_alarm_budget():
     val = [_tile("crack", True), _tile("free", False, speck=0.45), _tile("free", False)]
-    params = EvaluateParams(thresholds=(0.4, 0.6), min_region_areas=(0,), max_false_alarm_rate=0.1)
+    params = _params(thresholds=(0.4, 0.6))
     rule, scores = choose_rule(val, params)
     assert rule == DecisionRule(0.6, 0) and scores["false_alarm_rate"] == 0.0
     # With no rule inside the budget, the fewest false alarms wins.
     noisy = [_tile("crack", True), _tile("free", False, speck=0.9)]
-    rule, _ = choose_rule(noisy, EvaluateParams(thresholds=(0.4, 0.95), min_region_areas=(0,)))
+    rule, _ = choose_rule(noisy, _params(thresholds=(0.4, 0.95)))
     assert rule.threshold == 0.95

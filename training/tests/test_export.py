@@ -1,17 +1,21 @@
-import json
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
+from tilescan_shared.masks import DecisionRule
+from tilescan_shared.model_info import read_info
 from tilescan_shared.predictor import Predictor
 from tilescan_training.graph import InferenceGraph
 from tilescan_training.net import UNet
-from tilescan_training.params import ExportParams, NetParams, TrainParams
+from tilescan_training.params import NetParams, load_params
 from tilescan_training.stages.export import ParityError, check_parity, export
 
-TRAIN = TrainParams(crop_size=(32, 48), net=NetParams(base_channels=4, depth=2))
+PARAMS = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+TRAIN = replace(PARAMS.train, crop_size=(32, 48), net=NetParams(base_channels=4, depth=2))
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +24,9 @@ def exported(tmp_path_factory):
     net = UNet(base_channels=4, depth=2)
     path = tmp_path_factory.mktemp("export") / "model.onnx"
     real = [np.random.default_rng(1).integers(0, 256, (45, 70), dtype=np.uint8)]
-    worst = export(net, TRAIN, ExportParams(name="tilescan-test"), path, real)
+    worst = export(
+        net, TRAIN, replace(PARAMS.export, name="tilescan-test", opset=17, flip_tta=False), path, real
+    )
     return net, path, worst
 
 
@@ -51,19 +57,21 @@ def test_graph_io_and_opset(exported):
 
 def test_metadata(exported):
     _, path, _ = exported
-    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert props["name"] == "tilescan-test"
-    assert len(props["version"]) == 12
-    assert json.loads(props["working_size"]) == [32, 48]
-    assert json.loads(props["train_params"])["net"] == {"base_channels": 4, "depth": 2}
-    assert float(props["threshold"]) == 0.5
+    info = read_info(onnx.load(str(path)))
+    assert info.name == "tilescan-test"
+    assert len(info.version) == 12
+    assert info.working_size == [32, 48]
+    assert info.train_params["net"] == {"base_channels": 4, "depth": 2}
+    assert info.export_params["opset"] == 17
+    assert info.rule == DecisionRule(threshold=0.5) and info.metrics == {}
+    assert Predictor(path).info == info
 
 
 def test_flip_tta_is_mirror_symmetric(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tta.onnx"
     image = np.random.default_rng(3).integers(0, 256, (40, 64), dtype=np.uint8)
-    export(UNet(base_channels=4, depth=2), TRAIN, ExportParams(flip_tta=True), path, [image])
+    export(UNet(base_channels=4, depth=2), TRAIN, replace(PARAMS.export, flip_tta=True), path, [image])
     predictor = Predictor(path)
     np.testing.assert_allclose(
         predictor.predict(image[:, ::-1].copy()), predictor.predict(image)[:, ::-1], atol=1e-5

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tilescan_training.manifest import read_records
-from tilescan_training.stages.ingest import IngestError, ingest
+from tilescan_training.stages.ingest import MAX_FILE_BYTES, MAX_PIXELS, IngestError, ingest
 
 
 def test_ingest_normalises_every_pair(synthetic_dataset, tmp_path):
@@ -88,3 +88,116 @@ def test_unknown_source_is_an_error(tmp_path):
         ingest(str(tmp_path / "nowhere"), tmp_path / "out")
     with pytest.raises(IngestError, match="no MT_"):
         ingest(str(Path(tmp_path)), tmp_path / "out")
+
+
+def _zip(
+    source: Path, archive: Path, prefixes: tuple[str, ...] = ("Magnetic-tile-defect-datasets.-master/",)
+) -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for prefix in prefixes:
+            for path in sorted(source.rglob("*")):
+                if path.is_file():
+                    zf.write(path, f"{prefix}{path.relative_to(source).as_posix()}")
+    return archive
+
+
+def _copy(dataset: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    shutil.copytree(dataset, root)
+    return root
+
+
+def test_case_variant_class_folders_are_duplicate_tiles(synthetic_dataset, tmp_path):
+    root = _copy(synthetic_dataset, tmp_path)
+    shutil.copytree(root / "MT_Crack", root / "MT_crack")
+    with pytest.raises(IngestError) as err:
+        ingest(str(root), tmp_path / "out")
+    message = str(err.value)
+    assert "8 bad file(s)" in message  # one line per crack tile, none silently overwritten
+    assert (
+        "tile crack/exp1_num_1001 comes from more than one file: MT_Crack/Imgs/exp1_num_1001.jpg, "
+        "MT_crack/Imgs/exp1_num_1001.jpg, MT_Crack/Imgs/exp1_num_1001.png, MT_crack/Imgs/exp1_num_1001.png"
+    ) in message
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+def test_the_same_file_twice_is_rejected(synthetic_dataset, tmp_path):
+    twice = _zip(synthetic_dataset, tmp_path / "twice.zip", prefixes=("a/", "a/copy/"))
+    with pytest.raises(IngestError, match=r"a/MT_Free/Imgs/exp0_num_1000\.jpg, a/copy/MT_Free/Imgs/exp0"):
+        ingest(str(twice), tmp_path / "out")
+    # a zip may even hold one name twice
+    archive = _zip(synthetic_dataset, tmp_path / "dup.zip")
+    with zipfile.ZipFile(archive, "a") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.write(synthetic_dataset / "MT_Uneven/Imgs/exp1_num_1001.png", zf.namelist()[-1])
+    with pytest.raises(IngestError, match=r"1 bad file\(s\).*\n.*comes from more than one file"):
+        ingest(str(archive), tmp_path / "out2")
+
+
+def test_files_outside_the_layout_are_named(synthetic_dataset, tmp_path):
+    root = _copy(synthetic_dataset, tmp_path)
+    (root / "DATASET.md").write_text("not part of any class folder: ignored")
+    misplaced = [
+        "MT_Crack/Imgs/extra/exp9.jpg",
+        "MT_Crack/notes.txt",
+        "MT_Crack/Imgs/exp9.JPG",
+        "MT_Fray2/Imgs/a.png",
+    ]
+    for rel in misplaced:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    with pytest.raises(IngestError) as err:
+        ingest(str(root), tmp_path / "out")
+    message = str(err.value)
+    assert f"{len(misplaced)} bad file(s)" in message
+    for rel in misplaced:
+        assert f"{rel}: not in the layout MT_<Class>/Imgs/<name>.jpg|png" in message
+
+
+def test_http_source_needs_and_checks_its_sha256(synthetic_dataset, tmp_path, http_root):
+    www, base = http_root
+    archive = _zip(synthetic_dataset, www / "master.zip")
+    url, digest = f"{base}/master.zip", hashlib.sha256(archive.read_bytes()).hexdigest()
+    with pytest.raises(IngestError, match="an http\\(s\\) source needs the sha256"):
+        ingest(url, tmp_path / "a")
+    with pytest.raises(IngestError, match=f"sha256 is {digest}, expected {'0' * 64}"):
+        ingest(url, tmp_path / "b", sha256="0" * 64)
+    assert ingest(url, tmp_path / "c", sha256=digest) == ingest(str(synthetic_dataset), tmp_path / "d")
+    with pytest.raises(IngestError, match=r"download failed.*404"):
+        ingest(f"{base}/missing.zip", tmp_path / "e", sha256=digest)
+
+
+def test_local_archives_are_checked_when_a_sha256_is_given(synthetic_dataset, tmp_path):
+    archive = _zip(synthetic_dataset, tmp_path / "master.zip")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert ingest(archive.as_uri(), tmp_path / "a", sha256=digest.upper())
+    with pytest.raises(IngestError, match="sha256 is"):
+        ingest(str(archive), tmp_path / "b", sha256="f" * 64)
+    with pytest.raises(IngestError, match="not a file, so its sha256 cannot be checked"):
+        ingest(str(synthetic_dataset), tmp_path / "c", sha256=digest)
+    with pytest.raises(IngestError, match="scheme 'ftp' is not supported"):
+        ingest("ftp://example.com/master.zip", tmp_path / "d", sha256=digest)
+
+
+def test_oversized_zip_members_are_never_read(synthetic_dataset, tmp_path):
+    archive = _zip(synthetic_dataset, tmp_path / "master.zip")
+    with zipfile.ZipFile(archive, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("MT_Crack/Imgs/bomb.jpg", bytes(MAX_FILE_BYTES + 1))  # compresses to a few kB
+        zf.writestr("MT_Crack/Imgs/bomb.png", b"")
+    with pytest.raises(IngestError) as err:
+        ingest(str(archive), tmp_path / "out")
+    assert f"MT_Crack/Imgs/bomb.jpg: {MAX_FILE_BYTES + 1} bytes, more than the {MAX_FILE_BYTES}" in str(
+        err.value
+    )
+    assert "1 bad file(s)" in str(err.value)  # bomb.png (empty) is not read either: its pair is dropped
+
+
+def test_images_and_masks_have_a_pixel_cap(synthetic_dataset, tmp_path):
+    root = _copy(synthetic_dataset, tmp_path)
+    side = int(MAX_PIXELS**0.5) + 1
+    Image.new("L", (side, side), 128).save(root / "MT_Uneven/Imgs/exp0_num_1000.jpg", quality=10)
+    Image.new("1", (side, side), 0).save(root / "MT_Free/Imgs/exp1_num_1001.png")
+    with pytest.raises(IngestError) as err:
+        ingest(str(root), tmp_path / "out")
+    message = str(err.value)
+    assert f"MT_Uneven/Imgs/exp0_num_1000.jpg: the image has {side}x{side}" in message
+    assert f"MT_Free/Imgs/exp1_num_1001.png: mask has {side}x{side} pixels, more than {MAX_PIXELS}" in message

@@ -15,18 +15,22 @@ def _records(counts: dict[str, int]) -> list[Record]:
     ]
 
 
+def _params(seed: int = 42, val: float = 0.15, test: float = 0.15, free_in_train: int = -1) -> SplitParams:
+    return SplitParams(seed=seed, val_fraction=val, test_fraction=test, free_in_train=free_in_train)
+
+
 COUNTS = {"blowhole": 40, "crack": 20, "free": 100}
 
 
 def test_split_is_deterministic_and_order_independent():
     records = _records(COUNTS)
-    params = SplitParams(seed=7)
+    params = _params(seed=7)
     assert split(records, params) == split(list(reversed(records)), params)
-    assert split(records, params) != split(records, SplitParams(seed=8))
+    assert split(records, params) != split(records, _params(seed=8))
 
 
 def test_split_is_stratified_by_class():
-    entries = split(_records(COUNTS), SplitParams(val_fraction=0.2, test_fraction=0.1))
+    entries = split(_records(COUNTS), _params(val=0.2, test=0.1))
     counts = Counter((e.cls, e.split) for e in entries)
     for cls, n in COUNTS.items():
         assert counts[(cls, "test")] == round(0.1 * n)
@@ -37,7 +41,7 @@ def test_split_is_stratified_by_class():
 
 @pytest.mark.parametrize(("free_in_train", "expected"), [(-1, 70), (0, 0), (25, 25), (1000, 70)])
 def test_free_tiles_in_training_are_a_param(free_in_train, expected):
-    entries = split(_records(COUNTS), SplitParams(free_in_train=free_in_train))
+    entries = split(_records(COUNTS), _params(free_in_train=free_in_train))
     counts = Counter((e.cls, e.split) for e in entries)
     assert counts[("free", "train")] == expected
     assert counts[("free", "unused")] == 70 - expected

@@ -15,7 +15,8 @@ from tilescan_service.config import Settings
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import DecisionRule, Segmentation, segment
-from tilescan_shared.predictor import ModelInfo, Predictor
+from tilescan_shared.model_info import ModelInfo
+from tilescan_shared.predictor import Predictor
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from fastapi import Response
 from tilescan_service.engine import Prediction
 from tilescan_service.schemas import RLE_MEDIA_TYPE, OutputFormat
 from tilescan_shared.masks import encode_png, encode_rle
-from tilescan_shared.predictor import ModelInfo
+from tilescan_shared.model_info import ModelInfo
 
 _MEDIA_FORMATS = {
     "image/png": OutputFormat.png,

@@ -4,59 +4,25 @@ Contract of ``models/tilescan.onnx`` (written by training's export stage):
 
 * input ``image``: ``uint8`` ``[N, 1, H, W]``, grayscale, any ``H`` and ``W``;
 * output ``probability``: ``float32`` ``[N, 1, H, W]``, per-pixel defect probability, same size;
-* ``metadata_props``: ``name``, ``version``, ``threshold``, ``min_region_area``,
-  ``min_region_peak``, ``working_size`` and JSON documents ``train_params`` and ``metrics``.
+* ``metadata_props``: see :mod:`tilescan_shared.model_info` (its one reader and writer).
 
 Normalisation, resizing and the sigmoid live inside the graph, so callers only decode the image.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from tilescan_shared.masks import DecisionRule
+from tilescan_shared.model_info import ModelInfo
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a model file says about itself in its ``metadata_props``."""
-
-    name: str
-    version: str
-    rule: DecisionRule
-    working_size: list[int]
-    train_params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_props(cls, props: dict[str, str]) -> ModelInfo:
-        missing = {"name", "version", "threshold", "working_size"} - props.keys()
-        if missing:
-            raise ValueError(f"model metadata lacks {sorted(missing)}")
-        return cls(
-            name=props["name"],
-            version=props["version"],
-            rule=DecisionRule(
-                threshold=float(props["threshold"]),
-                min_region_area=int(props.get("min_region_area", "0")),
-                min_region_peak=float(props.get("min_region_peak", "0")),
-            ),
-            working_size=json.loads(props["working_size"]),
-            train_params=json.loads(props.get("train_params", "{}")),
-            metrics=json.loads(props.get("metrics", "{}")),
-        )
 
 
 def resolve_providers(requested: str | Sequence[str] = "auto") -> list[str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+
+from tilescan_shared.masks import DecisionRule
+from tilescan_shared.model_info import ModelInfo, stamp
 
 
 def write_tiny_model(
@@ -37,17 +39,15 @@ def write_tiny_model(
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    props = {
-        "name": "tilescan-tiny",
-        "version": version,
-        "threshold": str(threshold),
-        "min_region_area": str(min_region_area),
-        "min_region_peak": str(min_region_peak),
-        "working_size": json.dumps([8, 8]),
-        "train_params": json.dumps({"note": "test model"}),
-        "metrics": json.dumps({"dice": 0.5, "iou": 0.33}),
-    }
-    helper.set_model_props(model, props)
+    info = ModelInfo(
+        name="tilescan-tiny",
+        version=version,
+        rule=DecisionRule(threshold, min_region_area, min_region_peak),
+        working_size=[8, 8],
+        train_params={"note": "test model"},
+        metrics={"dice": 0.5, "iou": 0.33},
+    )
+    stamp(model, info)
     onnx.checker.check_model(model)
     path = Path(path)
     onnx.save(model, path)

@@ -22,7 +22,9 @@ def rescale(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Bilinear resize of a float ``[N, C, H, W]`` tensor by ``scale`` (identity at 1)."""
     if scale == 1.0:
         return x
-    return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=True)
+    return F.interpolate(
+        x, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=True
+    )
 
 
 def native_logits(net: nn.Module, x: torch.Tensor, multiple: int, scale: float = 1.0) -> torch.Tensor:

@@ -1,165 +1,184 @@
-"""A typed view of ``params.yaml``: one dataclass per stage, named like the stage's top-level key."""
+"""A typed view of ``params.yaml``: one dataclass per stage, named like the stage's top-level key.
+
+``params.yaml`` is the only source of values: the dataclasses have no defaults, and :func:`load_params`
+rejects a file that lacks a key or has one too many, naming it (``params.yaml: missing key promote.floor``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 import yaml
-
-UPSTREAM_ARCHIVE = "https://github.com/abin24/Magnetic-tile-defect-datasets./archive/refs/heads/master.zip"
 
 
 @dataclass(frozen=True)
 class IngestParams:
     # The upstream archive URL (http, https or file), a local .zip, or a folder with the upstream layout.
-    source: str = UPSTREAM_ARCHIVE
+    source: str
+    # sha256 of the archive: required for http(s) URLs, checked for local archives when given ("" = none).
+    sha256: str
 
 
 @dataclass(frozen=True)
 class SplitParams:
-    seed: int = 42
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    seed: int
+    val_fraction: float
+    test_fraction: float
     # Defect-free tiles in the training split: -1 = all of the free class's training share, 0 = none.
-    free_in_train: int = -1
+    free_in_train: int
 
 
 @dataclass(frozen=True)
 class NetParams:
-    base_channels: int = 16
-    depth: int = 4
+    base_channels: int
+    depth: int
 
 
 @dataclass(frozen=True)
 class LossParams:
-    bce_weight: float = 1.0
-    dice_weight: float = 1.0
+    bce_weight: float
+    dice_weight: float
     # Focal modulation of the BCE term (0 = plain BCE) and positive-class weight for it.
-    focal_gamma: float = 0.0
-    pos_weight: float = 1.0
+    focal_gamma: float
+    pos_weight: float
 
 
 @dataclass(frozen=True)
 class AugmentParams:
-    hflip: bool = True
-    vflip: bool = True
+    hflip: bool
+    vflip: bool
     # Share of training crops placed over a defect pixel (tiles with defects only; 0 = uniform crops).
-    defect_focus: float = 0.0
-    brightness: float = 0.0
-    contrast: float = 0.0
+    defect_focus: float
+    brightness: float
+    contrast: float
 
 
 @dataclass(frozen=True)
 class OptimizerParams:
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
+    lr: float
+    weight_decay: float
     # "onecycle", "cosine" or "constant"
-    schedule: str = "onecycle"
+    schedule: str
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    seed: int = 42
+    seed: int
     # Training window [height, width] (multiples of 2**net.depth), cut after scaling; inference runs
     # on whole tiles.
-    crop_size: tuple[int, int] = (256, 256)
+    crop_size: tuple[int, int]
     # One fixed resize factor for every tile, in training and in the exported graph (1 = native pixels).
-    scale: float = 1.0
-    epochs: int = 30
-    batch_size: int = 8
-    num_workers: int = 1
+    scale: float
+    epochs: int
+    batch_size: int
+    num_workers: int
     # Draw training tiles with weight count(class)**-class_balance: 0 = as they come, 1 = classes equally.
-    class_balance: float = 0.0
-    val_every: int = 1
+    class_balance: float
+    val_every: int
     # A state_dict path or URL to start from instead of random weights ("" = from scratch).
-    init_weights: str = ""
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    strategy: str = "auto"
-    precision: str = "32-true"
+    init_weights: str
+    # sha256 of the init_weights file: required for http(s) URLs, checked for local files when given.
+    init_weights_sha256: str
+    accelerator: str
+    devices: Any
+    strategy: str
+    precision: str
     # NHWC tensors: with bf16-mixed, ~3x faster convolutions on AVX-512 CPUs (oneDNN).
-    channels_last: bool = False
-    net: NetParams = field(default_factory=NetParams)
-    loss: LossParams = field(default_factory=LossParams)
-    augment: AugmentParams = field(default_factory=AugmentParams)
-    optimizer: OptimizerParams = field(default_factory=OptimizerParams)
+    channels_last: bool
+    net: NetParams
+    loss: LossParams
+    augment: AugmentParams
+    optimizer: OptimizerParams
 
 
 @dataclass(frozen=True)
 class ExportParams:
-    name: str = "tilescan"
-    opset: int = 17
+    name: str
+    opset: int
     # Largest allowed |torch - onnxruntime| probability difference in the parity check.
-    tolerance: float = 1e-4
+    tolerance: float
     # Test-time augmentation inside the graph: average with the horizontally flipped prediction.
-    flip_tta: bool = False
+    flip_tta: bool
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
-    min_region_areas: tuple[int, ...] = (0, 16, 64)
+    thresholds: tuple[float, ...]
+    min_region_areas: tuple[int, ...]
     # Hysteresis: a region is reported only if some pixel reaches this probability (0 = off).
-    min_region_peaks: tuple[float, ...] = (0.0,)
+    min_region_peaks: tuple[float, ...]
     # Threshold selection on val: best Dice among rules whose val false-alarm rate stays under this.
-    max_false_alarm_rate: float = 0.1
-    examples: int = 6
+    max_false_alarm_rate: float
+    examples: int
 
 
 @dataclass(frozen=True)
 class PromoteParams:
     """Rules of ``make gate`` (promotion.gate); no pipeline stage reads them."""
 
-    metrics_file: str = "evaluation/metrics.json"
-    model_file: str = "models/tilescan.onnx"
+    metrics_file: str
+    model_file: str
     # Higher is better; it must reach `floor` and beat the baseline by `min_improvement`.
-    primary: str = "dice"
-    min_improvement: float = 0.0
-    floor: float = 0.0
+    primary: str
+    min_improvement: float
+    floor: float
     # Metric -> largest allowed regression against the baseline.
-    guards: dict[str, float] = field(default_factory=dict)
+    guards: dict[str, float]
     # Guards for which a rise is the regression.
-    lower_is_better: tuple[str, ...] = ("false_alarm_rate",)
+    lower_is_better: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Params:
-    ingest: IngestParams = field(default_factory=IngestParams)
-    split: SplitParams = field(default_factory=SplitParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    export: ExportParams = field(default_factory=ExportParams)
-    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
-    promote: PromoteParams = field(default_factory=PromoteParams)
+    ingest: IngestParams
+    split: SplitParams
+    train: TrainParams
+    export: ExportParams
+    evaluate: EvaluateParams
+    promote: PromoteParams
 
 
 T = TypeVar("T")
 
 
-def _build(cls: type[T], raw: dict[str, Any] | None, where: str) -> T:
-    raw = raw or {}
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(raw) - set(fields)
-    if unknown:
-        raise ValueError(f"unknown params in {where}: {sorted(unknown)}")
+class ParamsError(ValueError):
+    """``params.yaml`` does not match the dataclasses; the message names every bad key."""
+
+
+def _build(cls: type[T], raw: Any, where: str, errors: list[str]) -> T | None:
+    """``cls`` from the mapping ``raw``; problems go to ``errors`` as dotted key paths."""
+    if not isinstance(raw, dict):
+        errors.append(f"{where or 'the file'} must be a mapping, not {raw!r}")
+        return None
+    types = get_type_hints(cls)
+    prefix = f"{where}." if where else ""
+    errors.extend(f"unknown key {prefix}{k}" for k in raw if k not in types)
     values: dict[str, Any] = {}
-    for name, value in raw.items():
-        nested = fields[name].default_factory  # type: ignore[misc]
-        if dataclasses.is_dataclass(nested):
-            value = _build(nested, value, f"{where}.{name}")  # type: ignore[arg-type]
-        elif isinstance(value, list):
-            value = tuple(value)
-        values[name] = value
-    return cls(**values)
+    for name, kind in types.items():
+        key = f"{prefix}{name}"
+        if name not in raw:
+            errors.append(f"missing key {key}")
+        elif raw[name] is None:
+            errors.append(f"key {key} has no value")
+        elif dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, raw[name], key, errors)  # type: ignore[arg-type]
+        else:
+            values[name] = tuple(raw[name]) if isinstance(raw[name], list) else raw[name]
+    return None if errors else cls(**values)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read ``params.yaml``; unknown keys are errors so a typo never silently falls back to a default."""
+    """Read ``params.yaml``: every field must be there, and nothing else, so no value is ever guessed."""
     with open(path) as f:
-        raw = yaml.safe_load(f) or {}
-    return _build(Params, raw, "params")
+        raw = yaml.safe_load(f)
+    errors: list[str] = []
+    params = _build(Params, raw, "", errors)
+    if params is None:
+        raise ParamsError(f"{Path(path).name}: " + "; ".join(errors))
+    return params
 
 
 def as_dict(params: Any) -> dict[str, Any]:

@@ -6,7 +6,13 @@ from tilescan_training.params import PromoteParams
 from tilescan_training.promotion import gate
 
 RULES = PromoteParams(
-    primary="dice", min_improvement=0.005, floor=0.5, guards={"false_alarm_rate": 0.02, "iou": 0.01}
+    metrics_file="evaluation/metrics.json",
+    model_file="models/tilescan.onnx",
+    primary="dice",
+    min_improvement=0.005,
+    floor=0.5,
+    guards={"false_alarm_rate": 0.02, "iou": 0.01},
+    lower_is_better=("false_alarm_rate",),
 )
 
 

@@ -24,11 +24,11 @@ import onnx
 from tilescan_shared.image import read_gray
 from tilescan_shared.masks import DecisionRule, segment
 from tilescan_shared.metrics import PixelCounts, detection_scores, pixel_counts
+from tilescan_shared.model_info import read_info, stamp
 from tilescan_shared.predictor import Predictor
 from tilescan_training import plots
 from tilescan_training.manifest import FREE_CLASS, Record, read_records, read_split, records_in
 from tilescan_training.params import EvaluateParams, load_params
-from tilescan_training.stages.export import stamp
 
 
 @dataclass
@@ -150,20 +150,8 @@ def evaluate(
 def seal(candidate: Path, model_out: Path, rule: DecisionRule, metrics: dict[str, Any]) -> None:
     """Write the served model: the candidate graph, unchanged, with the calibrated rule and metrics."""
     model = onnx.load(str(candidate))
-    stamp(
-        model,
-        {
-            "threshold": str(rule.threshold),
-            "min_region_area": str(rule.min_region_area),
-            "min_region_peak": str(rule.min_region_peak),
-            "metrics": json.dumps(
-                {
-                    k: metrics[k]
-                    for k in ("dice", "iou", "false_alarm_rate", "precision", "recall", "per_class")
-                }
-            ),
-        },
-    )
+    shipped = {k: metrics[k] for k in ("dice", "iou", "false_alarm_rate", "precision", "recall", "per_class")}
+    stamp(model, replace(read_info(model), rule=rule, metrics=shipped))
     model_out.parent.mkdir(parents=True, exist_ok=True)
     tmp = model_out.with_suffix(".tmp")
     onnx.save(model, str(tmp))

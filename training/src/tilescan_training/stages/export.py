@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,13 @@ import onnx
 import torch
 
 from tilescan_shared.image import read_gray
+from tilescan_shared.masks import DecisionRule
+from tilescan_shared.model_info import ModelInfo, stamp
 from tilescan_shared.predictor import CPU, INPUT_NAME, OUTPUT_NAME, Predictor
 from tilescan_training.graph import InferenceGraph
 from tilescan_training.manifest import read_records, read_split, records_in
 from tilescan_training.params import ExportParams, TrainParams, as_dict, load_params
-from tilescan_training.stages.train import load_net
+from tilescan_training.weights import load_net
 
 PROVISIONAL_THRESHOLD = 0.5
 
@@ -57,26 +58,17 @@ def export(
     version = hashlib.sha256(model.SerializeToString()).hexdigest()[:12]
     stamp(
         model,
-        {
-            "name": params.name,
-            "version": version,
-            "threshold": str(PROVISIONAL_THRESHOLD),
-            "min_region_area": "0",
-            "min_region_peak": "0",
-            "working_size": json.dumps(list(train_params.crop_size)),
-            "train_params": json.dumps(as_dict(train_params)),
-            "export_params": json.dumps(as_dict(params)),
-            "metrics": "{}",
-        },
+        ModelInfo(
+            name=params.name,
+            version=version,
+            rule=DecisionRule(threshold=PROVISIONAL_THRESHOLD),
+            working_size=list(train_params.crop_size),
+            train_params=as_dict(train_params),
+            export_params=as_dict(params),
+        ),
     )
     onnx.save(model, str(out_path))
     return check_parity(graph, Predictor(out_path, providers=[CPU]), real_images, params.tolerance)
-
-
-def stamp(model: onnx.ModelProto, props: dict[str, str]) -> None:
-    """Set ``metadata_props`` entries, replacing those with the same key."""
-    merged = {p.key: p.value for p in model.metadata_props} | props
-    onnx.helper.set_model_props(model, merged)
 
 
 def check_parity(

@@ -3,6 +3,11 @@ image/mask pair, and write a normalised copy plus a manifest.
 
 Output (``data/ingested``): ``images/<class>/<stem>.png`` (8-bit gray), ``masks/<class>/<stem>.png``
 (0/1), ``manifest.csv`` (class, size, defect pixels, source checksums).
+
+The source is checked before anything is written: every file below an ``MT_*`` folder must be
+``MT_<Class>/Imgs/<name>.jpg|png``, each tile id (``<class>/<name>``, compared case-insensitively)
+must come from exactly one image and one mask, zip members and images have size caps, and an archive
+matches ``ingest.sha256`` (required for http(s) URLs). Every bad file is reported, by name, at once.
 """
 
 from __future__ import annotations
@@ -12,23 +17,30 @@ import hashlib
 import io
 import re
 import shutil
+import sys
 import tempfile
-import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from tilescan_shared.image import ImageError, decode_gray
+from tilescan_shared.image import DEFAULT_MAX_PIXELS, ImageError, decode_gray
+from tilescan_training.fetch import FetchError, fetch
 from tilescan_training.manifest import FREE_CLASS, Record, write_records
 from tilescan_training.params import load_params
 
 # Upstream layout: MT_<Class>/Imgs/<stem>.jpg (photo) + <stem>.png (mask), possibly below one top folder.
 _MEMBER = re.compile(r"(?:^|/)(MT_[A-Za-z]+)/Imgs/([^/]+)\.(jpg|png)$")
+# Any file below a folder named like a class folder must follow the layout; other files are ignored.
+_IN_CLASS_FOLDER = re.compile(r"(?:^|/)mt_[^/]*/", re.IGNORECASE)
 _MASK_MODES = {"1", "L", "I;16", "I"}
+# Upstream files are tens of kB; a larger member is not a tile (or is a zip bomb), so it is never read.
+MAX_FILE_BYTES = 16 * 2**20
+MAX_PIXELS = DEFAULT_MAX_PIXELS
 
 Reader = Callable[[], bytes]
 
@@ -37,39 +49,53 @@ class IngestError(ValueError):
     """The source data is not usable; the message names every bad file."""
 
 
-@contextmanager
-def open_source(source: str) -> Iterator[dict[str, Reader]]:
-    """Yield ``{"MT_Class/Imgs/name.ext": reader}`` for a folder, a local zip or a zip URL."""
-    if "://" in source:
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "dataset.zip"
-            with urllib.request.urlopen(source) as response, open(archive, "wb") as out:
-                shutil.copyfileobj(response, out)
-            with _open_zip(archive) as files:
-                yield files
-        return
-    path = Path(source)
-    if path.is_dir():
-        yield {
-            f"{m.group(1)}/Imgs/{m.group(2)}.{m.group(3)}": p.read_bytes
-            for p in sorted(path.glob("MT_*/Imgs/*"))
-            if (m := _MEMBER.search(p.relative_to(path).as_posix()))
-        }
-    elif path.is_file() and zipfile.is_zipfile(path):
-        with _open_zip(path) as files:
-            yield files
-    else:
-        raise IngestError(f"data source {source!r} is neither a folder, a zip file nor a URL")
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of the source: its path there (folder-relative or zip member name), size and reader."""
+
+    path: str
+    size: int
+    read: Reader
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file in the upstream layout: ``MT_<Class>/Imgs/<stem>.<ext>``."""
+
+    file: SourceFile
+    folder: str
+    stem: str
+    ext: str
+
+    @property
+    def tile_id(self) -> str:
+        return f"{class_name(self.folder)}/{self.stem}"
 
 
 @contextmanager
-def _open_zip(path: Path) -> Iterator[dict[str, Reader]]:
-    with zipfile.ZipFile(path) as archive:
-        files: dict[str, Reader] = {}
-        for name in archive.namelist():
-            if m := _MEMBER.search(name):
-                files[f"{m.group(1)}/Imgs/{m.group(2)}.{m.group(3)}"] = lambda n=name: archive.read(n)
-        yield files
+def open_source(source: str, sha256: str = "") -> Iterator[list[SourceFile]]:
+    """Every file of a folder, a local zip or a zip URL, once the archive matches ``sha256`` if given."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = fetch(source, sha256, Path(tmp))
+        except FetchError as err:
+            raise IngestError(str(err)) from None
+        if path.is_dir():
+            yield [
+                SourceFile(p.relative_to(path).as_posix(), p.stat().st_size, p.read_bytes)
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+            ]
+        elif path.is_file() and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                # by ZipInfo, not by name: an archive may hold the same name twice
+                yield [
+                    SourceFile(info.filename, info.file_size, lambda info=info: archive.read(info))
+                    for info in archive.infolist()
+                    if not info.is_dir()
+                ]
+        else:
+            raise IngestError(f"data source {source!r} is neither a folder, a zip file nor a URL")
 
 
 def class_name(folder: str) -> str:
@@ -77,9 +103,52 @@ def class_name(folder: str) -> str:
     return folder.removeprefix("MT_").lower()
 
 
+def pair_members(files: list[SourceFile]) -> tuple[list[tuple[Member, Member]], list[str]]:
+    """(image, mask) pairs by tile id, and a message for every file that cannot be part of one."""
+    errors: list[str] = []
+    by_id: dict[str, dict[str, list[Member]]] = {}
+    for file in files:
+        if m := _MEMBER.search(file.path):
+            member = Member(file, m.group(1), m.group(2), m.group(3))
+            by_id.setdefault(member.tile_id.casefold(), {"jpg": [], "png": []})[member.ext].append(member)
+        elif _IN_CLASS_FOLDER.search(file.path):
+            errors.append(f"{file.path}: not in the layout MT_<Class>/Imgs/<name>.jpg|png")
+    pairs: list[tuple[Member, Member]] = []
+    for key in sorted(by_id):
+        images, masks = by_id[key]["jpg"], by_id[key]["png"]
+        duplicates = [m for group in (images, masks) if len(group) > 1 for m in group]
+        too_large = [m for m in images + masks if m.file.size > MAX_FILE_BYTES]
+        errors.extend(
+            f"{m.file.path}: {m.file.size} bytes, more than the {MAX_FILE_BYTES} a tile file may have"
+            for m in too_large
+        )
+        if duplicates:
+            paths = ", ".join(m.file.path for m in duplicates)
+            errors.append(f"tile {duplicates[0].tile_id} comes from more than one file: {paths}")
+        elif not masks:
+            errors.append(f"{images[0].file.path}: image without a mask {images[0].stem}.png")
+        elif not images:
+            errors.append(f"{masks[0].file.path}: mask without an image {masks[0].stem}.jpg")
+        elif not too_large:
+            pairs.append((images[0], masks[0]))
+    return pairs, errors
+
+
+def _read(member: Member) -> bytes:
+    try:
+        return member.file.read()
+    except (OSError, zipfile.BadZipFile) as err:  # e.g. a zip member whose data does not match its header
+        raise IngestError(f"{member.file.path}: unreadable ({err})") from None
+
+
 def _read_mask(data: bytes, where: str) -> np.ndarray:
     try:
         img = Image.open(io.BytesIO(data))
+    except Exception as err:
+        raise IngestError(f"{where}: unreadable mask ({err})") from None
+    if img.width * img.height > MAX_PIXELS:
+        raise IngestError(f"{where}: mask has {img.width}x{img.height} pixels, more than {MAX_PIXELS}")
+    try:
         img.load()
     except Exception as err:
         raise IngestError(f"{where}: unreadable mask ({err})") from None
@@ -88,24 +157,16 @@ def _read_mask(data: bytes, where: str) -> np.ndarray:
     return np.asarray(img)
 
 
-def ingest(source: str, out_dir: Path) -> list[Record]:
+def ingest(source: str, out_dir: Path, sha256: str = "") -> list[Record]:
     """Validate and normalise every pair of ``source`` into ``out_dir``; raise listing all bad files."""
-    with open_source(source) as files:
-        if not files:
+    with open_source(source, sha256) as files:
+        pairs, errors = pair_members(files)
+        if not pairs and not errors:
             raise IngestError(f"no MT_*/Imgs/*.jpg|png files found in {source!r}")
-        stems = sorted({name.rsplit(".", 1)[0] for name in files})
-        errors: list[str] = []
         records: list[Record] = []
-        for stem in stems:
-            image_name, mask_name = f"{stem}.jpg", f"{stem}.png"
-            if image_name not in files:
-                errors.append(f"{mask_name}: mask without an image {image_name}")
-                continue
-            if mask_name not in files:
-                errors.append(f"{image_name}: image without a mask {mask_name}")
-                continue
+        for image, mask in pairs:
             try:
-                records.append(_ingest_pair(stem, files[image_name](), files[mask_name](), out_dir))
+                records.append(_ingest_pair(image, mask, out_dir))
             except IngestError as err:
                 errors.append(str(err))
     if errors:
@@ -114,23 +175,24 @@ def ingest(source: str, out_dir: Path) -> list[Record]:
     return records
 
 
-def _ingest_pair(stem: str, image_bytes: bytes, mask_bytes: bytes, out_dir: Path) -> Record:
-    folder, _, name = stem.split("/")
-    cls = class_name(folder)
+def _ingest_pair(image_member: Member, mask_member: Member, out_dir: Path) -> Record:
+    cls, name = class_name(image_member.folder), image_member.stem
+    image_bytes, mask_bytes = _read(image_member), _read(mask_member)
     try:
-        image = decode_gray(image_bytes, max_pixels=None)
+        image = decode_gray(image_bytes, max_pixels=MAX_PIXELS)
     except ImageError as err:
-        raise IngestError(f"{stem}.jpg: {err}") from None
-    mask = _read_mask(mask_bytes, f"{stem}.png")
+        raise IngestError(f"{image_member.file.path}: {err}") from None
+    mask_path = mask_member.file.path
+    mask = _read_mask(mask_bytes, mask_path)
     if mask.shape != image.shape:
         raise IngestError(
-            f"{stem}.png: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
             f"{image.shape[1]}x{image.shape[0]}"
         )
     # Masks have soft edges (0-255): every pixel > 0 is defect, as in the upstream reference project.
     binary = (mask > 0).astype(np.uint8)
     if cls == FREE_CLASS and binary.any():
-        raise IngestError(f"{stem}.png: a defect-free tile's mask marks {int(binary.sum())} defect pixels")
+        raise IngestError(f"{mask_path}: a defect-free tile's mask marks {int(binary.sum())} defect pixels")
     rel_image, rel_mask = f"images/{cls}/{name}.png", f"masks/{cls}/{name}.png"
     for rel, arr in ((rel_image, image), (rel_mask, binary)):
         target = out_dir / rel
@@ -157,7 +219,10 @@ def main() -> None:
     params = load_params(args.params).ingest
     if args.out.exists():
         shutil.rmtree(args.out)
-    records = ingest(params.source, args.out)
+    try:
+        records = ingest(params.source, args.out, params.sha256)
+    except IngestError as err:
+        sys.exit(f"ingest: {err}")
     counts: dict[str, int] = {}
     for r in records:
         counts[r.cls] = counts.get(r.cls, 0) + 1

@@ -1,4 +1,4 @@
-"""Stage ``train``: fit the U-Net with Lightning, log to DVCLive, keep the best checkpoint by val/pixel_dice_max."""
+"""Stage ``train``: fit the U-Net with Lightning, log to DVCLive, keep the best checkpoint."""
 
 from __future__ import annotations
 
@@ -8,38 +8,14 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from dvclive.lightning import DVCLiveLogger
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from tilescan_training.datamodule import TileDataModule
 from tilescan_training.losses import SegmentationLoss
 from tilescan_training.module import SegmentationModule
-from tilescan_training.net import UNet
 from tilescan_training.params import TrainParams, load_params
-
-
-def build_net(params: TrainParams) -> UNet:
-    """The network the params describe, with ``init_weights`` loaded when given."""
-    net = UNet(base_channels=params.net.base_channels, depth=params.net.depth)
-    for side in params.crop_size:
-        if side % net.multiple:
-            raise ValueError(f"crop_size {params.crop_size} must be multiples of {net.multiple}")
-    if params.init_weights:
-        if "://" in params.init_weights:
-            state = torch.hub.load_state_dict_from_url(params.init_weights, map_location="cpu")
-        else:
-            state = torch.load(params.init_weights, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    return net
-
-
-def load_net(checkpoint: Path, params: TrainParams) -> UNet:
-    """The trained network from a Lightning checkpoint written by :func:`train`."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    net = UNet(base_channels=params.net.base_channels, depth=params.net.depth)
-    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
-    return net.eval()
+from tilescan_training.weights import build_net
 
 
 def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: Path, live_dir: Path) -> Path:
