@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,6 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
+
+from tilescan_training.manifest import write_split
+from tilescan_training.params import load_params
+from tilescan_training.stages.ingest import ingest
+from tilescan_training.stages.split import split
 
 # (upstream folder, number of tiles); a few dozen small images in all.
 CLASSES = {"MT_Blowhole": 8, "MT_Crack": 8, "MT_Uneven": 6, "MT_Free": 12}
@@ -81,3 +87,18 @@ def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def repo_params():
+    """The repository's params.yaml, for tests that shrink a few fields with ``dataclasses.replace``."""
+    return load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def ingested(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory, repo_params) -> Path:
+    """The synthetic dataset after the ingest and split stages: ``data/ingested`` + ``data/split.csv``."""
+    data = tmp_path_factory.mktemp("data")
+    records = ingest(str(synthetic_dataset), data / "ingested")
+    write_split(data / "split.csv", split(records, replace(repo_params.split, free_in_train=-1)))
+    return data

@@ -22,6 +22,8 @@ TINY = {
     "split": {"free_in_train": 4},
     "train": {
         "crop_size": [64, 64],
+        "init_weights": "",
+        "init_weights_sha256": "",
         "epochs": 2,
         "batch_size": 4,
         "num_workers": 0,
@@ -52,6 +54,7 @@ def pipeline_repo(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFact
     repo = tmp_path_factory.mktemp("repo")
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(REPO / name, repo / name)
+    shutil.copytree(REPO / "models/pretrained", repo / "models/pretrained")  # a dep of train in dvc.yaml
     for package in ("shared", "training"):
         shutil.copytree(
             REPO / package / "src", repo / package / "src", ignore=shutil.ignore_patterns("__pycache__")

@@ -63,7 +63,8 @@ class SegmentationModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         precision, recall, _ = self.val_curve.compute()  # reduced across ranks by torchmetrics
         self.val_curve.reset()
-        dice = float((2 * precision * recall / (precision + recall).clamp_min(1e-12)).max())
+        # Dice is F1; a threshold that predicts nothing gives 0/0 (NaN), which counts as 0.
+        dice = float(torch.nan_to_num(2 * precision * recall / (precision + recall)).max())
         if not self.trainer.sanity_checking:
             self.best_dice = max(self.best_dice, dice)
         self.log("val/pixel_dice_max", dice, prog_bar=True)
