@@ -4,7 +4,7 @@ import pytest
 from tilescan_shared.masks import DecisionRule
 from tilescan_training.manifest import Record
 from tilescan_training.params import EvaluateParams
-from tilescan_training.stages.evaluate import Scored, choose_rule, score
+from tilescan_training.stages.evaluate import Scored, choose_rule, reference_protocol, score
 
 
 def _tile(cls: str, defect: bool, speck: float = 0.0) -> Scored:
@@ -69,3 +69,19 @@ def test_rule_is_chosen_within_the_false_alarm_budget():
     noisy = [_tile("crack", True), _tile("free", False, speck=0.9)]
     rule, _ = choose_rule(noisy, _params(thresholds=(0.4, 0.95)))
     assert rule.threshold == 0.95
+
+
+def test_reference_protocol_scores_the_centre_crop_of_defect_tiles_only():
+    size = 300  # the 224 centre crop spans rows/cols 38..261
+    truth = np.zeros((size, size), np.uint8)
+    prob = np.zeros((size, size), np.float32)
+    truth[100:110, 100:110] = 1  # inside the crop: found
+    prob[100:110, 100:110] = 0.9
+    truth[0:10, 0:10] = 1  # outside the crop: missed, but not counted
+    prob[150:155, 150:160] = 0.9  # inside the crop: 50 false pixels
+    record = Record("crack/x", "crack", "", "", size, size, int(truth.sum()), "", "")
+    crack = Scored(record, np.zeros((size, size), np.uint8), truth, prob)
+    free_record = Record("free/y", "free", "", "", size, size, 0, "", "")
+    noisy_free = Scored(free_record, np.zeros((size, size), np.uint8), np.zeros_like(truth), prob)
+    result = reference_protocol([crack, noisy_free], DecisionRule(threshold=0.5))
+    assert result == {"dice": pytest.approx(200 / 250), "crop": 224, "images": 1}

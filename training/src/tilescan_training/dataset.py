@@ -20,7 +20,10 @@ class TileDataset(Dataset):
 
     With ``crop_size`` (training): each tile is scaled by ``scale`` exactly as the exported graph
     scales it, then a ``crop_size`` window is cut; with probability ``augment.defect_focus`` the window
-    is placed over a random defect pixel, so a blowhole a few pixels wide is not a rare sight. Tiles
+    is placed over a random defect pixel, so a blowhole a few pixels wide is not a rare sight; otherwise,
+    with probability ``augment.edge_focus``, in a random corner of the tile, so that the borders of
+    defect-free tiles are seen as often as the broken edges of defect tiles (without it, tile corners
+    became false alarms). Tiles
     smaller than the window are replicate-padded (the graph pads the same way) with mask 0. Masks are
     resized bilinearly into soft targets. Without ``crop_size`` (validation): whole tiles at native
     resolution, for the same forward pass the service runs.
@@ -50,8 +53,8 @@ class TileDataset(Dataset):
         if self.crop_size is None:
             return image[0], mask[0]
         image, mask = rescale(image, self.scale), rescale(mask, self.scale)
-        focus = self.augment.defect_focus if self.augment else 0.0
-        image, mask = _crop(image[0], mask[0], self.crop_size, focus)
+        focus = (self.augment.defect_focus, self.augment.edge_focus) if self.augment else (0.0, 0.0)
+        image, mask = _crop(image[0], mask[0], self.crop_size, *focus)
         if self.augment is not None:
             image, mask = _flip_and_jitter(image, mask, self.augment)
         return image, mask
@@ -63,7 +66,7 @@ def _read(path: Path) -> np.ndarray:
 
 
 def _crop(
-    image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int], defect_focus: float
+    image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int], defect_focus: float, edge_focus: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A ``size`` window of ``[1, H, W]`` tensors, padded where the tile is smaller."""
     ch, cw = size
@@ -78,6 +81,8 @@ def _crop(
         cy, cx = defects[int(torch.randint(len(defects), (1,)))].tolist()
         y = int(torch.randint(max(0, cy - ch + 1), min(cy, height - ch) + 1, (1,)))
         x = int(torch.randint(max(0, cx - cw + 1), min(cx, width - cw) + 1, (1,)))
+    elif torch.rand(1).item() < edge_focus:
+        y, x = (height - ch) * int(torch.randint(2, (1,))), (width - cw) * int(torch.randint(2, (1,)))
     else:
         y = int(torch.randint(0, height - ch + 1, (1,)))
         x = int(torch.randint(0, width - cw + 1, (1,)))

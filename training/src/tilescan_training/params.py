@@ -52,6 +52,8 @@ class AugmentParams:
     vflip: bool
     # Share of training crops placed over a defect pixel (tiles with defects only; 0 = uniform crops).
     defect_focus: float
+    # Share of the other crops placed in a random corner of the tile (0 = uniform crops).
+    edge_focus: float
     brightness: float
     contrast: float
 
@@ -84,6 +86,8 @@ class TrainParams:
     init_weights_sha256: str
     accelerator: str
     devices: Any
+    # Machines for multi-node DDP (torchrun or SLURM sets the ranks; see README, Scaling out).
+    num_nodes: int
     strategy: str
     precision: str
     # NHWC tensors: with bf16-mixed, ~3x faster convolutions on AVX-512 CPUs (oneDNN).

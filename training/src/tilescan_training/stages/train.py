@@ -48,6 +48,7 @@ def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: 
         max_epochs=params.epochs,
         accelerator=params.accelerator,
         devices=params.devices,
+        num_nodes=params.num_nodes,
         strategy=params.strategy,
         precision=params.precision,
         logger=logger,
