@@ -134,6 +134,10 @@ _ERROR_DOCS: dict[int, dict[str, Any]] = {
             ("bad_request", "Missing boundary in multipart."),
         ),
     },
+    408: {
+        "description": "The upload did not arrive in time; the connection is closed.",
+        **_examples(("request_timeout", "the upload did not arrive within 20 s")),
+    },
     413: {
         "description": "The file is larger than the byte limit, or the image has more pixels than allowed.",
         **_examples(
@@ -177,5 +181,9 @@ _ERROR_DOCS: dict[int, dict[str, Any]] = {
             ),
             ("not_ready", "the model is still loading"),
         ),
+    },
+    504: {
+        "description": "The answer could not start within the request deadline.",
+        **_examples(("deadline_exceeded", "no answer within 30 s; retry later")),
     },
 }
