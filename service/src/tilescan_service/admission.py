@@ -2,8 +2,9 @@
 
 A ``POST /predict`` takes a ticket before a byte of its upload is read; with every inference slot and
 queue place taken it is answered 503 + ``Retry-After`` at once, so an overload costs no multipart
-parsing. The ticket is held until the answer has been rendered and handed to the server, so encoding
-and sending count against capacity too. While it holds a ticket, a request must
+parsing (a connection that ignores ``Retry-After`` gets its next answer only once it has passed).
+The ticket is held until the answer has been rendered and handed to the server, so encoding and
+sending count against capacity too. While it holds a ticket, a request must
 
 - receive its whole body within ``body_timeout_seconds`` (else 408, and the connection is closed);
 - start its answer within ``request_timeout_seconds`` of arriving (else 504);
@@ -29,20 +30,39 @@ log = logging.getLogger(__name__)
 
 
 class Admission:
-    """Tickets for prediction requests: ``capacity`` = inference slots + queue places."""
+    """Tickets for prediction requests: ``capacity`` = inference slots + queue places.
 
-    def __init__(self, capacity: int, metrics: ServiceMetrics) -> None:
+    A connection that was refused and comes back before its ``Retry-After`` is held until then
+    before it is looked at again: a client ignoring ``Retry-After`` cannot turn the CPUs into a loop
+    of refusals (the other half of that loop, the client, often shares the machine), while one that
+    honours it, or a new connection, is answered at once.
+    """
+
+    def __init__(self, capacity: int, retry_after_seconds: float, metrics: ServiceMetrics) -> None:
         self.capacity = capacity
+        self.retry_after_seconds = retry_after_seconds
         self.metrics = metrics
         self.held = 0
+        # (host, port) of refused connections -> when they may ask again; in time order, as every
+        # entry gets the same delay, so expired ones are pruned from the front.
+        self._refused: dict[tuple[str, int], float] = {}
 
-    def try_acquire(self) -> bool:
-        """Take a ticket if one is free (no waiting: the event loop never blocks here)."""
-        if self.held >= self.capacity:
-            self.metrics.rejected.inc()
-            return False
-        self.held += 1
-        return True
+    async def enter(self, connection: tuple[str, int] | None) -> bool:
+        """Take a ticket if one is free; ``False`` means answer 503 (the caller must not wait)."""
+        loop = asyncio.get_running_loop()
+        retry_at = self._refused.pop(connection, 0.0) if connection else 0.0
+        if retry_at > loop.time():
+            await asyncio.sleep(retry_at - loop.time())
+        if self.held < self.capacity:
+            self.held += 1
+            return True
+        self.metrics.rejected.inc()
+        if connection:
+            now = loop.time()
+            while self._refused and next(iter(self._refused.values())) <= now:
+                del self._refused[next(iter(self._refused))]
+            self._refused[connection] = now + self.retry_after_seconds
+        return False
 
     def release(self) -> None:
         self.held -= 1
@@ -61,7 +81,7 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        if not self.admission.try_acquire():
+        if not await self.admission.enter(scope.get("client")):
             busy = f"all {self.admission.capacity} inference slots and queue places are taken"
             retry = {"Retry-After": str(self.settings.retry_after_seconds)}
             await error_response(503, "overloaded", f"the service is busy ({busy}); retry later", retry)(

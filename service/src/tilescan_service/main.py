@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside the body limit (a declared oversize upload is refused first, as cheaply), outside the app.
     app.add_middleware(
         AdmissionMiddleware,
-        admission=Admission(settings.inference_concurrency + settings.max_queue, service_metrics),
+        admission=Admission(
+            settings.inference_concurrency + settings.max_queue, settings.retry_after_seconds, service_metrics
+        ),
         settings=settings,
         paths=frozenset(route.path for route in predict.router.routes),
     )

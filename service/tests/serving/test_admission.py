@@ -90,6 +90,39 @@ def test_a_full_service_answers_503_without_reading_the_upload(
     assert after.status_code == 200
 
 
+def test_a_connection_that_ignores_retry_after_waits_for_it(
+    live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
+) -> None:
+    settings = Settings(
+        model_path=tiny_model, inference_concurrency=1, max_queue=0, retry_after_seconds=1, log_level="ERROR"
+    )
+    body, content_type = multipart(square_png)
+
+    def timed_post(conn: http.client.HTTPConnection) -> tuple[int, float]:
+        started = time.monotonic()
+        conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
+        response = conn.getresponse()
+        response.read()
+        return response.status, time.monotonic() - started
+
+    with (
+        live(settings) as server,
+        ThreadPoolExecutor(1) as pool,
+        blocked_inference(server.app) as (release, _),
+    ):
+        running = pool.submit(post, server.url, square_png)
+        until(lambda: server.app.state.engine.pending == 1, what="the prediction running")
+        impatient = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        first, again = timed_post(impatient), timed_post(impatient)
+        fresh = timed_post(http.client.HTTPConnection("127.0.0.1", server.port, timeout=10))
+        release.set()
+        assert running.result().status_code == 200
+
+    assert first[0] == again[0] == fresh[0] == 503
+    assert first[1] < 0.5 and fresh[1] < 0.5
+    assert 0.8 < again[1] < 3  # held until its Retry-After of 1 s had passed
+
+
 def test_a_client_that_hangs_up_is_dropped_before_inference_and_logged_499(
     live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
 ) -> None:
