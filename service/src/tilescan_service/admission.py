@@ -81,7 +81,8 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        if not await self.admission.enter(scope.get("client")):
+        client = scope.get("client")
+        if not await self.admission.enter((client[0], client[1]) if client else None):
             busy = f"all {self.admission.capacity} inference slots and queue places are taken"
             retry = {"Retry-After": str(self.settings.retry_after_seconds)}
             await error_response(503, "overloaded", f"the service is busy ({busy}); retry later", retry)(
