@@ -1,10 +1,15 @@
 """Benchmark: onnxruntime alone vs the HTTP service, on real test-split tiles (``make bench``).
 
 (a) ``session.run`` on already decoded arrays, one image at a time;
-(b) a real ``tilescan-serve`` process on 127.0.0.1, at concurrency 1 and 8, JSON and PNG answers;
-plus the JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issue 4:
+(b) a real ``tilescan-serve`` process on 127.0.0.1, at concurrency 1 and 8, JSON and PNG answers,
+and the server's CPU time per request at concurrency 1 beyond onnxruntime's own;
+(c) overload: good answers per second with 64 connections beside the capacity with 8, the wait of
+the accepted ones, and the answer to the first request after the overload;
+plus the JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issues 4 and 9:
 service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5 ms, PNG >= 20x
-smaller than JSON. Load goes to 127.0.0.1 only and is bounded in requests and seconds.
+smaller than JSON, CPU overhead <= 3 ms per tile, goodput at 64 connections >= 0.9 x capacity at 8
+with the accepted requests' p99 <= (queue places + 1) x the single-request time. Load goes to
+127.0.0.1 only and is bounded in requests and seconds.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ class Run:
     latencies: list[float]  # seconds, one per image
     wall: float
     errors: int = 0
+    cpu_s: float = 0.0  # CPU time of the process that did the work (direct: this one; HTTP: the server)
+
+    @property
+    def cpu_ms_per_image(self) -> float:
+        return self.cpu_s / len(self.latencies) * 1000
 
     @property
     def images_per_s(self) -> float:
@@ -65,17 +75,19 @@ def load_test_tiles(limit: int) -> list[tuple[str, bytes]]:
     return (mixed + leftovers)[:limit]
 
 
-def bench_direct(model: Path, arrays: list[np.ndarray], rounds: int) -> Run:
-    session = Predictor(model).session
+def bench_direct(model: Path, arrays: list[np.ndarray], rounds: int, intra_op_threads: int = 0) -> Run:
+    session = Predictor(model, intra_op_threads=intra_op_threads).session
     session.run([OUTPUT_NAME], {INPUT_NAME: arrays[0][None, None]})  # warm-up, as the service does
     latencies = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(rounds):
         for gray in arrays:
             t0 = time.perf_counter()
             session.run([OUTPUT_NAME], {INPUT_NAME: gray[None, None]})
             latencies.append(time.perf_counter() - t0)
-    return Run("onnxruntime direct (c=1)", latencies, time.perf_counter() - started)
+    cpu_s = time.process_time() - cpu_started
+    threads = f", {intra_op_threads} thread" if intra_op_threads else ""
+    return Run(f"onnxruntime direct (c=1{threads})", latencies, time.perf_counter() - started, cpu_s=cpu_s)
 
 
 def multipart(data: bytes, name: str) -> tuple[bytes, str]:
@@ -93,8 +105,20 @@ def post(conn: http.client.HTTPConnection, path: str, body: bytes, content_type:
     return response.status, response.read()
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_http(
-    port: int, bodies: list[tuple[bytes, str]], fmt: str, concurrency: int, rounds: int, limit_s: float
+    port: int,
+    bodies: list[tuple[bytes, str]],
+    fmt: str,
+    concurrency: int,
+    rounds: int,
+    limit_s: float,
+    server_pid: int,
 ) -> Run:
     """``concurrency`` keep-alive clients share the queue of requests; stops early at ``limit_s``."""
     jobs = [body for _ in range(rounds) for body in bodies]
@@ -124,12 +148,86 @@ def bench_http(
         conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started, cpu_started = time.perf_counter(), process_cpu_s(server_pid)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall, cpu_s = time.perf_counter() - started, process_cpu_s(server_pid) - cpu_started
+    return Run(f"service {fmt.upper()} (c={concurrency})", latencies, wall, errors, cpu_s)
+
+
+@dataclass(frozen=True)
+class Load:
+    """Clients posting in a loop for a while: what came back."""
+
+    connections: int
+    ok_latencies: list[float]  # seconds, one per 200
+    rejected: int  # 503
+    other: int  # any other status
+    wall: float
+
+    @property
+    def goodput(self) -> float:
+        return len(self.ok_latencies) / self.wall
+
+    def ok_percentile(self, q: float) -> float:
+        return float(np.percentile(self.ok_latencies, q)) * 1000 if self.ok_latencies else float("nan")
+
+
+def bench_load(
+    port: int, bodies: list[tuple[bytes, str]], connections: int, seconds: float, honor_retry_after: bool
+) -> Load:
+    """``connections`` keep-alive clients post JSON requests back to back for ``seconds``.
+
+    A 503 is retried at once, or after its ``Retry-After`` with ``honor_retry_after``. Goodput counts
+    200s over the time until the last client is done (requests in flight at the end included).
+    """
+    ok: list[float] = []
+    counts = {"rejected": 0, "other": 0}
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client(first: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        job = first
+        while time.perf_counter() < stop:
+            body, content_type = bodies[job % len(bodies)]
+            job += connections
+            t0 = time.perf_counter()
+            conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
+            response = conn.getresponse()
+            response.read()
+            seconds_taken = time.perf_counter() - t0
+            with lock:
+                if response.status == 200:
+                    ok.append(seconds_taken)
+                elif response.status == 503:
+                    counts["rejected"] += 1
+                else:
+                    counts["other"] += 1
+            if response.status == 503 and honor_retry_after:
+                pause = float(response.getheader("Retry-After", "1"))
+                time.sleep(max(0.0, min(pause, stop - time.perf_counter())))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(connections)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return Run(f"service {fmt.upper()} (c={concurrency})", latencies, time.perf_counter() - started, errors)
+    return Load(connections, ok, counts["rejected"], counts["other"], time.perf_counter() - started)
+
+
+def one_request(port: int, body: tuple[bytes, str]) -> tuple[int, float]:
+    """Status and seconds of a single request on a new connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    t0 = time.perf_counter()
+    status, _ = post(conn, "/predict", *body)
+    seconds = time.perf_counter() - t0
+    conn.close()
+    return status, seconds
 
 
 def free_port() -> int:
@@ -138,8 +236,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_service(model: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "TILESCAN_MODEL_PATH": str(model), "PORT": str(port), "TILESCAN_HOST": "127.0.0.1"}
+def start_service(model: Path, port: int, log: Path, **settings: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        **settings,
+        "TILESCAN_MODEL_PATH": str(model),
+        "PORT": str(port),
+        "TILESCAN_HOST": "127.0.0.1",
+        "TILESCAN_DRAIN_SECONDS": "0",  # no load balancer to wait for when the benchmark ends
+    }
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tilescan_service.serve"], env=env, stdout=out, stderr=out
@@ -181,6 +286,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48, help="test tiles to use")
     parser.add_argument("--rounds", type=int, default=2, help="passes over the tiles per measurement")
     parser.add_argument("--limit-s", type=float, default=90, help="time cap per HTTP measurement")
+    parser.add_argument("--load-s", type=float, default=15, help="seconds of each overload measurement")
     args = parser.parse_args()
 
     tiles = load_test_tiles(args.images)
@@ -195,11 +301,18 @@ def main() -> None:
     service = start_service(args.model, port, log)
     try:
         # One untimed pass so the server's threads and allocator are warm too.
-        bench_http(port, bodies[:8], "json", 1, 1, args.limit_s)
+        bench_http(port, bodies[:8], "json", 1, 1, args.limit_s, service.pid)
         runs = [direct]
         for fmt in ("json", "png"):
             for concurrency in (1, 8):
-                runs.append(bench_http(port, bodies, fmt, concurrency, args.rounds, args.limit_s))
+                runs.append(
+                    bench_http(port, bodies, fmt, concurrency, args.rounds, args.limit_s, service.pid)
+                )
+        print("overload runs ...", flush=True)
+        capacity = bench_load(port, bodies, 8, args.load_s, honor_retry_after=False)
+        overload = bench_load(port, bodies, 64, args.load_s, honor_retry_after=False)
+        right_after = one_request(port, bodies[0])
+        polite = bench_load(port, bodies, 64, args.load_s, honor_retry_after=True)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         response_sizes = {
             fmt: [len(post(conn, f"/predict?format={fmt}", body, ctype)[1]) for body, ctype in bodies]
@@ -209,7 +322,81 @@ def main() -> None:
         service.terminate()
         service.wait(timeout=30)
 
+    cpu_runs = bench_cpu(args, arrays, bodies, log)
     report(runs, response_sizes)
+    report_cpu(cpu_runs)
+    report_overload(
+        runs, capacity, {"64, retry at once": overload, "64, honour Retry-After": polite}, right_after
+    )
+
+
+def bench_cpu(
+    args: argparse.Namespace, arrays: list[np.ndarray], bodies: list[tuple[bytes, str]], log: Path
+) -> list[Run]:
+    """CPU time per image at c=1 of onnxruntime alone and of the server, both with one onnxruntime thread.
+
+    With a thread pool, onnxruntime's threads spin while they wait for each other, and how long
+    depends on what else the machine runs: CPU time would measure the neighbours. One thread has
+    no pool and no spinning, so CPU time is the work done, and the difference is the service's own.
+    """
+    runs = [bench_direct(args.model, arrays, args.rounds, intra_op_threads=1)]
+    port = free_port()
+    service = start_service(args.model, port, log, TILESCAN_INTRA_OP_THREADS="1")
+    try:
+        bench_http(port, bodies[:8], "json", 1, 1, args.limit_s, service.pid)
+        for fmt in ("json", "png"):
+            runs.append(bench_http(port, bodies, fmt, 1, args.rounds, args.limit_s, service.pid))
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    return runs
+
+
+def report_cpu(runs: list[Run]) -> None:
+    direct = runs[0].cpu_ms_per_image
+    by_name = {run.name: run for run in runs}
+    served = {f: by_name[f"service {f.upper()} (c=1)"].cpu_ms_per_image for f in ("json", "png")}
+    print("\n| CPU time per image at c=1, one onnxruntime thread | JSON | PNG |")
+    print("| --- | ---: | ---: |")
+    print(f"| server process | {served['json']:.1f} ms | {served['png']:.1f} ms |")
+    print(f"| onnxruntime alone | {direct:.1f} ms | {direct:.1f} ms |")
+    over = {f: served[f] - direct for f in served}
+    verdict = "met" if max(over.values()) <= 3 else "MISSED"
+    print(f"| overhead (goal <= 3 ms: {verdict}) | {over['json']:+.1f} ms | {over['png']:+.1f} ms |")
+
+
+def report_overload(
+    runs: list[Run], capacity: Load, overloads: dict[str, Load], after: tuple[int, float]
+) -> None:
+    from tilescan_service.config import Settings  # the server's settings come from the same environment
+
+    settings = Settings()
+    single = {run.name: run for run in runs}["service JSON (c=1)"].percentile(50)
+    bound = (settings.max_queue + 1) * single
+    print(f"\n| JSON load, {capacity.wall:.0f} s each | 200/s | vs 8 | 503s | other | p50 ms | p99 ms |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, load in {"8 connections (capacity)": capacity, **overloads}.items():
+        print(
+            f"| {name} | {load.goodput:.1f} | {load.goodput / capacity.goodput:.2f}x | {load.rejected} "
+            f"| {load.other} | {load.ok_percentile(50):.0f} | {load.ok_percentile(99):.0f} |"
+        )
+    worst = min(load.goodput for load in overloads.values()) / capacity.goodput
+    p99 = max(load.ok_percentile(99) for load in overloads.values())
+    print(
+        f"\ngoodput at 64 connections / capacity at 8: {worst:.2f}x (goal >= 0.9x: {_verdict(worst >= 0.9)})"
+    )
+    print(
+        f"p99 of the accepted: {p99:.0f} ms; bound (queue {settings.max_queue} + 1) x single request "
+        f"{single:.1f} ms = {bound:.0f} ms ({_verdict(p99 <= bound)})"
+    )
+    print(
+        f"first request after the overload: {after[0]} in {after[1] * 1000:.0f} ms "
+        f"({_verdict(after[0] == 200)})"
+    )
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
 
 
 def report(runs: list[Run], sizes: dict[str, list[int]]) -> None:

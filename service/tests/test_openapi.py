@@ -28,13 +28,13 @@ def test_predict_documents_formats_examples_and_every_error(client: TestClient) 
     predict = spec["paths"]["/predict"]["post"]
     responses = predict["responses"]
 
-    assert set(responses) == {"200", "400", "413", "415", "422", "503"}
+    assert set(responses) == {"200", "400", "408", "413", "415", "422", "503", "504"}
     assert set(responses["200"]["content"]) == {
         "application/json",
         "image/png",
         "application/vnd.tilescan.rle+json",
     }
-    for status in ("400", "413", "415", "422", "503"):
+    for status in ("400", "408", "413", "415", "422", "503", "504"):
         content = responses[status]["content"]["application/json"]
         assert content["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
         assert content["examples"], status

@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     max_queue: Annotated[int, Field(ge=0)] = 16
     retry_after_seconds: Annotated[int, Field(ge=1)] = 1
 
+    # Time limits against slow or stuck clients and stuck work (seconds).
+    header_timeout_seconds: Annotated[float, Field(gt=0)] = 10  # request line + headers, per request
+    body_timeout_seconds: Annotated[float, Field(gt=0)] = 20  # the whole upload, from its headers
+    request_timeout_seconds: Annotated[float, Field(gt=0)] = 30  # from arrival to the answer's start
+    # Open connections served; beyond it uvicorn answers 503 (its limit_concurrency).
+    max_connections: Annotated[int, Field(ge=1)] = 256
+    # SIGTERM: /readyz turns 503 at once; requests are served for drain_seconds more (load balancers
+    # need that long to stop sending), then in-flight and queued ones get up to shutdown_timeout_seconds.
+    drain_seconds: Annotated[float, Field(ge=0)] = 5
+    shutdown_timeout_seconds: Annotated[float, Field(gt=0)] = 30
+
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

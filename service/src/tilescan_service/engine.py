@@ -27,10 +27,6 @@ class NotReadyError(Exception):
     """The model is still loading (or failed to load)."""
 
 
-class OverloadedError(Exception):
-    """Every inference slot and queue place is taken; the client should retry later."""
-
-
 @dataclass(frozen=True)
 class Prediction:
     segmentation: Segmentation
@@ -64,7 +60,6 @@ class Engine:
         self._inference_pool = ThreadPoolExecutor(
             settings.inference_concurrency, thread_name_prefix="inference"
         )
-        self._capacity = settings.inference_concurrency + settings.max_queue
         self._pending = 0
 
     @property
@@ -123,13 +118,10 @@ class Engine:
     async def predict(self, data: bytes, threshold: float | None = None) -> Prediction:
         """Decode, infer and apply the model's decision rule (``threshold`` overrides its threshold).
 
-        Raises :class:`OverloadedError` at once, without queueing, when the queue is full;
-        ``tilescan_shared.image.ImageError`` for bad bytes.
+        Raises ``tilescan_shared.image.ImageError`` for bad bytes. How many may wait here is
+        bounded before the upload is read, by :mod:`tilescan_service.admission`.
         """
         predictor = self.predictor
-        if self._pending >= self._capacity:
-            self.metrics.rejected.inc()
-            raise OverloadedError(f"{self._pending} predictions are already running or queued")
         self._pending += 1
         self.metrics.queued.inc()
         try:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tilescan_service.engine import NotReadyError, OverloadedError
+from tilescan_service.engine import NotReadyError
 from tilescan_service.observability.logs import request_id_var
 from tilescan_service.schemas import ErrorBody
 from tilescan_shared.image import ImageError, ImageTooLargeError, UnsupportedFormatError
@@ -105,13 +105,6 @@ def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
         retry = str(request.app.state.settings.retry_after_seconds)
         return error_response(503, "not_ready", str(exc), {"Retry-After": retry})
 
-    @app.exception_handler(OverloadedError)
-    async def overloaded(request: Request, exc: OverloadedError) -> JSONResponse:
-        retry = str(request.app.state.settings.retry_after_seconds)
-        return error_response(
-            503, "overloaded", f"the service is busy ({exc}); retry later", {"Retry-After": retry}
-        )
-
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the given error statuses, each with examples."""
@@ -140,6 +133,10 @@ _ERROR_DOCS: dict[int, dict[str, Any]] = {
             ("invalid_image", "the file is not a readable image"),
             ("bad_request", "Missing boundary in multipart."),
         ),
+    },
+    408: {
+        "description": "The upload did not arrive in time; the connection is closed.",
+        **_examples(("request_timeout", "the upload did not arrive within 20 s")),
     },
     413: {
         "description": "The file is larger than the byte limit, or the image has more pixels than allowed.",
@@ -178,8 +175,15 @@ _ERROR_DOCS: dict[int, dict[str, Any]] = {
             "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
         },
         **_examples(
-            ("overloaded", "the service is busy (17 predictions are already running or queued); retry later"),
+            (
+                "overloaded",
+                "the service is busy (all 17 inference slots and queue places are taken); retry later",
+            ),
             ("not_ready", "the model is still loading"),
         ),
+    },
+    504: {
+        "description": "The answer could not start within the request deadline.",
+        **_examples(("deadline_exceeded", "no answer within 30 s; retry later")),
     },
 }

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from tilescan_service.admission import Admission, AdmissionMiddleware
 from tilescan_service.body_limit import BodyLimitMiddleware
 from tilescan_service.config import Settings, get_settings
 from tilescan_service.engine import Engine
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = service_metrics
     app.state.engine = Engine(settings, service_metrics)
+    app.state.draining = False  # set on SIGTERM by tilescan_service.serve: /readyz answers 503
 
     for router in (predict.router, health.router, model.router, metrics.router, page.router):
         app.include_router(router)
@@ -66,6 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
+    # Inside the body limit (a declared oversize upload is refused first, as cheaply), outside the app.
+    app.add_middleware(
+        AdmissionMiddleware,
+        admission=Admission(
+            settings.inference_concurrency + settings.max_queue, settings.retry_after_seconds, service_metrics
+        ),
+        settings=settings,
+        paths=frozenset(route.path for route in predict.router.routes),
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD,

@@ -121,7 +121,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ready", "detail": None}]})
 
-    status: Literal["loading", "ready", "failed"]
+    status: Literal["loading", "ready", "failed", "draining"]
     detail: str | None = Field(None, description="why the service is not ready")
 
 

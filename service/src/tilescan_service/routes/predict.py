@@ -47,7 +47,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             RLE_MEDIA_TYPE: {"schema": _RLE_SCHEMA},
         },
     },
-    **error_responses(400, 413, 415, 422, 503),
+    **error_responses(400, 408, 413, 415, 422, 503, 504),
 }
 
 

@@ -1,0 +1,106 @@
+"""Fixtures for tests against ``tilescan-serve``'s own server (``build_server``) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+
+from tilescan_service.config import Settings
+from tilescan_service.main import create_app
+from tilescan_service.serve import build_server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.005)
+
+
+@dataclass
+class Live:
+    url: str
+    port: int
+    app: FastAPI
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sample of ``name`` with exactly ``labels`` on /metrics (0 when absent)."""
+        for family in text_string_to_metric_families(httpx.get(f"{self.url}/metrics", timeout=5).text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return float(sample.value)
+        return 0.0
+
+
+@contextmanager
+def _live(settings: Settings) -> Iterator[Live]:
+    """A ready app behind ``build_server`` (header timeout, connection cap) in a thread."""
+    port = free_port()
+    app = create_app(settings.model_copy(update={"port": port, "host": "127.0.0.1"}))
+    server = build_server(app, app.state.settings)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: server.started, 15, "uvicorn's start")
+        wait_until(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, 15, "readiness")
+        yield Live(url, port, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@contextmanager
+def _blocked_inference(app: FastAPI) -> Iterator[tuple[threading.Event, list[int]]]:
+    """Make every inference wait for the yielded event; the list counts the inferences that ran."""
+    release = threading.Event()
+    ran: list[int] = []
+    predictor = app.state.engine.predictor
+    real_predict = predictor.predict
+
+    def blocked(gray: np.ndarray) -> np.ndarray:
+        release.wait(timeout=20)
+        ran.append(gray.size)
+        return real_predict(gray)
+
+    predictor.predict = blocked
+    try:
+        yield release, ran
+    finally:
+        release.set()
+        predictor.predict = real_predict
+
+
+@pytest.fixture
+def live() -> Callable[[Settings], AbstractContextManager[Live]]:
+    """``with live(settings) as server:`` a ready app behind ``build_server`` in a thread."""
+    return _live
+
+
+@pytest.fixture
+def blocked_inference() -> Callable[[FastAPI], AbstractContextManager[tuple[threading.Event, list[int]]]]:
+    """``with blocked_inference(app) as (release, ran):`` inferences wait for ``release``."""
+    return _blocked_inference
+
+
+@pytest.fixture
+def until() -> Callable[..., None]:
+    """``until(condition, timeout, what)``: poll ``condition`` with a deadline."""
+    return wait_until
