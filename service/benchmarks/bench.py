@@ -2,7 +2,8 @@
 
 (a) ``session.run`` on already decoded arrays, one image at a time;
 (b) a real ``tilescan-serve`` process on 127.0.0.1, at concurrency 1 and 8, JSON and PNG answers;
-plus the JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issue 4:
+plus the JSON / PNG / RLE response sizes, and (issue 9) the peak and held memory of a fresh
+service for one 36 Mpx 16-bit PNG. Prints a Markdown report with the targets of issue 4:
 service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5 ms, PNG >= 20x
 smaller than JSON. Load goes to 127.0.0.1 only and is bounded in requests and seconds.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import http.client
+import io
 import os
 import platform
 import socket
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from PIL import Image
 
 from tilescan_shared.image import decode_gray
 from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, Predictor
@@ -160,6 +163,72 @@ def start_service(model: Path, port: int, log: Path) -> subprocess.Popen:
     sys.exit(f"the service did not become ready in 60 s; see {log}")
 
 
+def stop_service(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class MemoryRun:
+    """RSS of a service process around one big request, in MB (10^6 bytes)."""
+
+    fmt: str
+    status: int
+    before_mb: float  # after start-up and a few ordinary tiles
+    peak_growth_mb: float  # highest RSS while the big image was served, minus before
+    held_mb: float  # RSS one second after the answer, minus before
+    seconds: float
+
+    def describe(self) -> str:
+        return (
+            f"6000x6000 16-bit PNG of zeros, format={self.fmt} | HTTP {self.status} in {self.seconds:.1f} s; "
+            f"RSS {self.before_mb:.0f} MB before, peak **{self.peak_growth_mb:+.0f} MB**, "
+            f"**{self.held_mb:+.0f} MB** held after 1 s"
+        )
+
+
+def _rss_kb(pid: int, field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of a process, in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def big_image_memory(model: Path, fmt: str = "png") -> MemoryRun:
+    """Peak and held RSS growth of a fresh service for one 36 Mpx 16-bit PNG (Linux: reads /proc).
+
+    The upload is 68 kB; everything the service holds for it comes from decoding, inference, the
+    decision rule and rendering. The peak counter (``VmHWM``) is reset just before the request.
+    """
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((6000, 6000), dtype=np.uint16)).save(buf, format="PNG")
+    big = multipart(buf.getvalue(), "big16.png")
+    buf = io.BytesIO()
+    Image.fromarray(np.full((265, 375), 90, dtype=np.uint8)).save(buf, format="PNG")
+    ordinary = multipart(buf.getvalue(), "tile.png")
+
+    port = free_port()
+    service = start_service(model, port, Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-memory.log")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        for _ in range(5):
+            post(conn, f"/predict?format={fmt}", *ordinary)
+        time.sleep(0.5)
+        before = _rss_kb(service.pid, "VmRSS")
+        Path(f"/proc/{service.pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        started = time.perf_counter()
+        status, _ = post(conn, f"/predict?format={fmt}", *big)
+        seconds = time.perf_counter() - started
+        peak = _rss_kb(service.pid, "VmHWM")
+        time.sleep(1)
+        held = _rss_kb(service.pid, "VmRSS")
+        conn.close()
+    finally:
+        stop_service(service)
+    return MemoryRun(fmt, status, before / 1000, (peak - before) / 1000, (held - before) / 1000, seconds)
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
@@ -206,10 +275,10 @@ def main() -> None:
             for fmt in ("json", "png", "rle")
         }
     finally:
-        service.terminate()
-        service.wait(timeout=30)
+        stop_service(service)
 
     report(runs, response_sizes)
+    report_memory([big_image_memory(args.model, fmt) for fmt in ("png", "json")])
 
 
 def report(runs: list[Run], sizes: dict[str, list[int]]) -> None:
@@ -247,6 +316,17 @@ def report(runs: list[Run], sizes: dict[str, list[int]]) -> None:
         print(f"| {fmt.upper()} | {median[fmt]:,.0f} | {median[fmt] / median['png']:.1f}x |")
     verdict = "met" if size_ratio >= 20 else "MISSED"
     print(f"\nPNG is {size_ratio:.0f}x smaller than JSON (goal >= 20x: {verdict})")
+
+
+def report_memory(runs: list[MemoryRun]) -> None:
+    """Issue 9's memory target: peak growth <= 600 MB and <= 200 MB held, for the PNG answer."""
+    print("\n| big image | result |")
+    print("| --- | --- |")
+    for run in runs:
+        print(f"| {run.describe()} |")
+    png = runs[0]
+    verdict = "met" if png.status == 200 and png.peak_growth_mb <= 600 and png.held_mb <= 200 else "MISSED"
+    print(f"\nbig image, PNG answer: peak <= +600 MB and held <= +200 MB ({verdict})")
 
 
 if __name__ == "__main__":
