@@ -35,6 +35,7 @@ class Prediction:
     segmentation: Segmentation
     rule: DecisionRule  # the one applied: the model's, with the request's threshold if it gave one
     inference_seconds: float
+    model: ModelInfo  # the model that made it (a hot swap may have replaced the engine's since)
 
     @property
     def height(self) -> int:
@@ -147,7 +148,7 @@ class Engine:
         finally:
             self._pending -= 1
             self.metrics.queued.dec()
-        return Prediction(segmentation, rule, seconds)
+        return Prediction(segmentation, rule, seconds, predictor.info)
 
 
 def _infer(predictor: Predictor, gray: np.ndarray, rule: DecisionRule) -> tuple[Segmentation, float]:

@@ -88,7 +88,7 @@ async def predict(
     data = await read_upload(image, settings.max_upload_bytes)
     prediction = await engine.predict(data, threshold)
     fmt = choose_format(output_format, request.headers.get("accept"))
-    return await asyncio.to_thread(render, prediction, engine.info, fmt)
+    return await asyncio.to_thread(render, prediction, fmt)
 
 
 # The public reference project's path; same behaviour, kept out of the docs.
