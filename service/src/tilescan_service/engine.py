@@ -94,8 +94,9 @@ class Engine:
             )
             # The first run allocates buffers and picks kernels; pay for it before the first client does.
             predictor.predict(np.zeros(predictor.info.working_size, dtype=np.uint8))
-        except Exception as err:
-            self.status, self.error = "failed", f"the model failed to load: {err}"
+        except Exception:
+            # Clients see that it failed; the path and onnxruntime's message are for the log only.
+            self.status, self.error = "failed", "the model failed to load; the service log says why"
             log.exception("model load failed", extra={"model_path": str(self.settings.model_path)})
             return
         self._predictor = predictor
