@@ -14,6 +14,7 @@ from tilescan_service.body_limit import BodyLimitMiddleware
 from tilescan_service.config import Settings, get_settings
 from tilescan_service.engine import Engine
 from tilescan_service.errors import install_error_handlers
+from tilescan_service.model_watch import ModelWatcher
 from tilescan_service.observability.logs import configure_logging
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.observability.middleware import RequestContextMiddleware
@@ -31,8 +32,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A missing file is a deployment mistake; refuse to start rather than serve 503 forever.
         raise RuntimeError(f"model file {settings.model_path} does not exist (set TILESCAN_MODEL_PATH)")
     engine: Engine = app.state.engine
+    watcher = ModelWatcher(engine, settings.model_path, settings.model_watch_interval)
     loading = asyncio.create_task(asyncio.to_thread(engine.load))
+    watching = asyncio.create_task(watcher.run(loading)) if settings.model_watch_interval > 0 else None
     yield
+    if watching is not None:
+        watching.cancel()
     await loading
     engine.close()
 

@@ -94,18 +94,18 @@ def render(prediction: Prediction, fmt: OutputFormat) -> Response:
     """Encode the answer (CPU work: call it off the event loop)."""
     info = summary(prediction)
     mask = prediction.segmentation.mask
+    # Every answer names its model: during a hot swap or a rolling update, clients and proxies can tell.
+    headers = {"X-Model-Name": info.model.name, "X-Model-Version": info.model.version}
     if fmt is OutputFormat.png:
-        headers = {
+        headers |= {
             "X-Defect-Pixels": str(info.defect_pixels),
             "X-Defect-Fraction": repr(info.defect_fraction),
             "X-Has-Defect": "true" if info.has_defect else "false",
             "X-Region-Count": str(len(info.regions)),
             "X-Threshold": repr(info.threshold),
-            "X-Model-Name": info.model.name,
-            "X-Model-Version": info.model.version,
         }
         return Response(encode_png(mask), media_type="image/png", headers=headers)
     if fmt is OutputFormat.rle:
         body = PredictionRle(**dict(info), rle=RleMask(**encode_rle(mask)))
-        return Response(body.model_dump_json(), media_type=RLE_MEDIA_TYPE)
-    return Response(json_body(mask, info), media_type="application/json")
+        return Response(body.model_dump_json(), media_type=RLE_MEDIA_TYPE, headers=headers)
+    return Response(json_body(mask, info), media_type="application/json", headers=headers)

@@ -39,7 +39,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": (
             "The mask at the uploaded image's full size. `format=json`: rows of 0/1 in `pred`; "
             "`format=png`: 8-bit grayscale PNG (0 = no defect, 255 = defect) with the summary in the "
-            "`X-*` headers (sent with PNG answers only); `format=rle`: COCO RLE in `rle`."
+            "`X-*` headers (sent with PNG answers only, except `X-Model-Name` and `X-Model-Version`, "
+            "sent with every format); `format=rle`: COCO RLE in `rle`."
         ),
         "headers": _PNG_HEADERS,
         "content": {
