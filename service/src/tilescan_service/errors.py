@@ -72,8 +72,8 @@ def _is_multipart(request: Request) -> bool:
     return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
 
 
-def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
-    """Register the handlers; ``max_upload_bytes`` goes into the 413 message."""
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every exception into an :class:`ErrorBody`."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -96,11 +96,8 @@ def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = str(exc.detail)
-        if exc.status_code == 413:
-            # Starlette's body limiter says only "Content Too Large".
-            detail = f"the upload is larger than the limit of {max_upload_bytes} bytes"
-        return error_response(exc.status_code, _CODES.get(exc.status_code, "http_error"), detail, exc.headers)
+        code = _CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(ImageError)
     async def image_error(_: Request, exc: ImageError) -> JSONResponse:

@@ -20,9 +20,6 @@ from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.observability.middleware import RequestContextMiddleware
 from tilescan_service.routes import health, metrics, model, page, predict
 
-# Room for the multipart boundary and part headers around a file of exactly max_upload_bytes.
-MULTIPART_OVERHEAD = 64 * 1024
-
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (predict.router, health.router, model.router, metrics.router, page.router):
         app.include_router(router)
-    install_error_handlers(app, settings.max_upload_bytes)
+    install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -71,11 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
-    app.add_middleware(
-        BodyLimitMiddleware,
-        max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD,
-        upload_limit=settings.max_upload_bytes,
-    )
+    app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_bytes)
     # Added last, so it is the outermost: it sees every response, CORS and errors included.
     app.add_middleware(RequestContextMiddleware, metrics=service_metrics)
     return app

@@ -15,8 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tilescan_service.body_limit import MULTIPART_OVERHEAD
 from tilescan_service.config import Settings
-from tilescan_service.main import MULTIPART_OVERHEAD, create_app
+from tilescan_service.main import create_app
 from tilescan_service.testing import wait_ready
 from tilescan_shared.masks import decode_rle, mask_rows
 from tilescan_shared.testing import bright_square, write_tiny_model

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
+from tilescan_service.body_limit import UploadTooLargeError
 from tilescan_service.deps import EngineDep, SettingsDep
 from tilescan_service.errors import ApiError, error_responses
 from tilescan_service.rendering import choose_format, render
@@ -15,12 +16,11 @@ from tilescan_service.schemas import RLE_MEDIA_TYPE, OutputFormat, PredictionJso
 router = APIRouter(tags=["prediction"])
 
 # FastAPI documents one model per status; the PNG and RLE bodies are added beside it. Nested
-# models (RegionOut, ModelRef) are components already, through PredictionJson.
-_RLE_SCHEMA = {
-    k: v
-    for k, v in PredictionRle.model_json_schema(ref_template="#/components/schemas/{model}").items()
-    if k != "$defs"
-}
+# models (RegionOut, ModelRef) are components already, through PredictionJson; RleMask is in no
+# documented model, so it is written inline (a reference to it would point nowhere).
+_RLE_MODEL = PredictionRle.model_json_schema(ref_template="#/components/schemas/{model}")
+_RLE_SCHEMA = {k: v for k, v in _RLE_MODEL.items() if k != "$defs"}
+_RLE_SCHEMA["properties"] = {**_RLE_MODEL["properties"], "rle": _RLE_MODEL["$defs"]["RleMask"]}
 _PNG_HEADERS = {
     name: {"description": description, "schema": {"type": kind}}
     for name, description, kind in [
@@ -56,7 +56,7 @@ async def read_upload(image: UploadFile, max_bytes: int) -> bytes:
     """The uploaded bytes, refusing empty files and files over ``max_bytes`` (413)."""
     data = await image.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ApiError(413, "payload_too_large", f"the upload is larger than the limit of {max_bytes} bytes")
+        raise UploadTooLargeError(max_bytes)
     if not data:
         raise ApiError(400, "empty_file", "the file is empty")
     return data
