@@ -2,7 +2,8 @@
 
 Three rows of issue 9, each printed as a number the code is judged by:
 
-- **big image**: peak and held RSS growth for one 6000x6000 16-bit PNG of zeros (``bench.py``'s
+- **big images**: peak and held RSS growth for one 6000x6000 16-bit PNG of zeros (PNG and JSON
+  answers), and for three float TIFFs of that size at once (``bench.py``'s
   :func:`bench.big_image_memory`, also part of ``make bench``);
 - **broken images**: a seeded corpus of cut and byte-flipped tiles in every accepted format, posted
   one by one: how many answers were 5xx, and whether ``/readyz`` is still 200 afterwards;
@@ -126,7 +127,11 @@ def main() -> None:
     parser.add_argument("--methods", type=int, default=200, help="requests with made-up methods")
     args = parser.parse_args()
 
-    memory = big_image_memory(args.model)
+    memory = [
+        big_image_memory(args.model, "png"),
+        big_image_memory(args.model, "json"),
+        big_image_memory(args.model, "png", "float-tiff", at_once=3),
+    ]
     port = free_port()
     log = Path("/tmp/tilescan-hostile-service.log")
     service = start_service(args.model, port, log)
@@ -138,7 +143,8 @@ def main() -> None:
 
     print("\n| case | result |")
     print("| --- | --- |")
-    print(f"| {memory.describe()} |")
+    for run in memory:
+        print(f"| {run.describe()} |")
     total = sum(statuses.values())
     by_status = ", ".join(f"{count} x {status}" for status, count in sorted(statuses.items()))
     print(

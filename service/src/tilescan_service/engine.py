@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 
 from tilescan_service.config import Settings
+from tilescan_service.memory import BIG_IMAGE_PIXELS, release_free_memory
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import DecisionRule, Segmentation, segment
@@ -169,6 +170,9 @@ class Engine:
         finally:
             self._pending -= 1
             self.metrics.queued.dec()
+        if gray.size >= BIG_IMAGE_PIXELS:
+            del gray  # what decoding and inference held is free now: give it back to the OS
+            await asyncio.to_thread(release_free_memory)
         return Prediction(segmentation, rule, seconds, predictor.info)
 
 
