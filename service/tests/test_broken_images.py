@@ -97,3 +97,19 @@ def test_every_intact_tile_decodes(http: httpx.Client, name: str) -> None:
 
     assert response.status_code == 200
     assert (response.json()["height"], response.json()["width"]) == (48, 64)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"), [("TIFF", {}), ("WEBP", {"duration": 100}), ("PNG", {"duration": 100})]
+)
+def test_multi_frame_images_get_a_clear_400(http: httpx.Client, fmt: str, options: dict) -> None:
+    """A multi-page TIFF or an animation is refused, not silently cut to its first frame."""
+    first, second = Image.fromarray(_tile()), Image.fromarray(255 - _tile())
+    buf = io.BytesIO()
+    first.save(buf, format=fmt, save_all=True, append_images=[second], **options)
+
+    response = http.post("/predict", files={"image": ("frames", buf.getvalue())})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "multi_frame_image"
+    assert "2 frames or pages" in response.json()["detail"]

@@ -138,10 +138,6 @@ class Engine:
         """Let running inferences finish and stop the inference threads."""
         self._inference_pool.shutdown(wait=True, cancel_futures=True)
 
-    @property
-    def info(self) -> ModelInfo:
-        return self.predictor.info
-
     async def predict(self, data: bytes, threshold: float | None = None) -> Prediction:
         """Decode, infer and apply the model's decision rule (``threshold`` overrides its threshold).
 
