@@ -5,6 +5,7 @@
 and the server's CPU time per request at concurrency 1 beyond onnxruntime's own;
 (c) overload: good answers per second with 64 connections beside the capacity with 8, the wait of
 the accepted ones, and the answer to the first request after the overload;
+(d) the peak and held memory of a fresh service for one 36 Mpx 16-bit PNG (and three float TIFFs);
 plus the JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issues 4 and 9:
 service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5 ms, PNG >= 20x
 smaller than JSON, CPU overhead <= 3 ms per tile, goodput at 64 connections >= 0.9 x capacity at 8
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import http.client
+import io
 import os
 import platform
 import socket
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from PIL import Image
 
 from tilescan_shared.image import decode_gray
 from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, Predictor
@@ -265,6 +268,93 @@ def start_service(model: Path, port: int, log: Path, **settings: str) -> subproc
     sys.exit(f"the service did not become ready in 60 s; see {log}")
 
 
+def stop_service(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class MemoryRun:
+    """RSS of a service process around big requests, in MB (10^6 bytes)."""
+
+    case: str
+    statuses: list[int]
+    before_mb: float  # after start-up and a few ordinary tiles
+    peak_growth_mb: float  # highest RSS while the big images were served, minus before
+    held_mb: float  # RSS one second after the answers, minus before
+    seconds: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.case} | HTTP {', '.join(map(str, self.statuses))} in {self.seconds:.1f} s; "
+            f"RSS {self.before_mb:.0f} MB before, peak **{self.peak_growth_mb:+.0f} MB**, "
+            f"**{self.held_mb:+.0f} MB** held after 1 s"
+        )
+
+
+def _rss_kb(pid: int, field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of a process, in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def _encoded(array: np.ndarray, fmt: str, **options: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def big_image_memory(model: Path, fmt: str = "png", image: str = "png16", at_once: int = 1) -> MemoryRun:
+    """Peak and held RSS growth of a fresh service for big images (Linux: reads /proc).
+
+    ``image="png16"``: a 6000x6000 16-bit PNG of zeros (68 kB upload); ``"float-tiff"``: the same
+    size as a 32-bit float TIFF (LZW). ``at_once`` copies are posted together on their own
+    connections. Everything the service holds for them comes from decoding, inference, the
+    decision rule and rendering. The peak counter (``VmHWM``) is reset just before the requests.
+    """
+    if image == "png16":
+        upload = _encoded(np.zeros((6000, 6000), dtype=np.uint16), "PNG")
+    else:
+        upload = _encoded(np.zeros((6000, 6000), dtype=np.float32), "TIFF", compression="tiff_lzw")
+    big = multipart(upload, f"big.{image}")
+    ordinary = multipart(_encoded(np.full((265, 375), 90, dtype=np.uint8), "PNG"), "tile.png")
+    statuses: list[int] = []
+
+    def post_big() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        statuses.append(post(conn, f"/predict?format={fmt}", *big)[0])
+        conn.close()
+
+    port = free_port()
+    service = start_service(model, port, Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-memory.log")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        for _ in range(5):
+            post(conn, f"/predict?format={fmt}", *ordinary)
+        conn.close()
+        time.sleep(0.5)
+        before = _rss_kb(service.pid, "VmRSS")
+        Path(f"/proc/{service.pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        started = time.perf_counter()
+        clients = [threading.Thread(target=post_big) for _ in range(at_once)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
+        seconds = time.perf_counter() - started
+        peak = _rss_kb(service.pid, "VmHWM")
+        time.sleep(1)
+        held = _rss_kb(service.pid, "VmRSS")
+    finally:
+        stop_service(service)
+    size = f"{len(upload) / 1000:,.0f} kB"
+    case = f"{at_once} x 6000x6000 {image} of zeros ({size}), format={fmt}"
+    growth = (peak - before) / 1000, (held - before) / 1000
+    return MemoryRun(case, sorted(statuses), before / 1000, *growth, seconds)
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
@@ -319,14 +409,21 @@ def main() -> None:
             for fmt in ("json", "png", "rle")
         }
     finally:
-        service.terminate()
-        service.wait(timeout=30)
+        stop_service(service)
 
     cpu_runs = bench_cpu(args, arrays, bodies, log)
     report(runs, response_sizes)
     report_cpu(cpu_runs)
     report_overload(
         runs, capacity, {"64, retry at once": overload, "64, honour Retry-After": polite}, right_after
+    )
+
+    report_memory(
+        [
+            big_image_memory(args.model, "png"),
+            big_image_memory(args.model, "json"),
+            big_image_memory(args.model, "png", "float-tiff", at_once=3),
+        ]
     )
 
 
@@ -434,6 +531,18 @@ def report(runs: list[Run], sizes: dict[str, list[int]]) -> None:
         print(f"| {fmt.upper()} | {median[fmt]:,.0f} | {median[fmt] / median['png']:.1f}x |")
     verdict = "met" if size_ratio >= 20 else "MISSED"
     print(f"\nPNG is {size_ratio:.0f}x smaller than JSON (goal >= 20x: {verdict})")
+
+
+def report_memory(runs: list[MemoryRun]) -> None:
+    """Issue 9's memory target: peak growth <= 600 MB and <= 200 MB held, for the PNG answer."""
+    print("\n| big image | result |")
+    print("| --- | --- |")
+    for run in runs:
+        print(f"| {run.describe()} |")
+    png = runs[0]
+    ok = png.statuses == [200] and png.peak_growth_mb <= 600 and png.held_mb <= 200
+    verdict = "met" if ok else "MISSED"
+    print(f"\nbig image, PNG answer: peak <= +600 MB and held <= +200 MB ({verdict})")
 
 
 if __name__ == "__main__":

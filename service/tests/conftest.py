@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +10,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
+from tilescan_service.testing import live_server as serve_live
+from tilescan_service.testing import wait_ready
 from tilescan_shared.testing import bright_square, write_tiny_model
 
 # bright_square()'s default rectangle: what the tiny model (probability = pixel / 255) must find.
@@ -60,14 +58,6 @@ def encoder() -> Callable[..., bytes]:
     return encode
 
 
-def wait_ready(get: Callable[[str], Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while get("/readyz").status_code != 200:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the service did not become ready")
-        time.sleep(0.01)
-
-
 @pytest.fixture(scope="module")
 def settings(tiny_model: Path) -> Settings:
     return Settings(model_path=tiny_model, log_level="WARNING")
@@ -86,34 +76,10 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(tiny_model: Path) -> Iterator[str]:
-    """Base URL of a real uvicorn server on 127.0.0.1 serving the tiny model."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(Settings(model_path=tiny_model, log_level="WARNING")),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base_url, timeout=5) as http:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise TimeoutError("uvicorn did not start")
-            time.sleep(0.01)
-        wait_ready(http.get)
-    yield base_url
-    server.should_exit = True
-    thread.join(timeout=10)
+    """Base URL of a real uvicorn server on 127.0.0.1 serving the tiny model, ready."""
+    with serve_live(create_app(Settings(model_path=tiny_model, log_level="WARNING"))) as base_url:
+        with httpx.Client(base_url=base_url, timeout=5) as http:
+            wait_ready(http.get)
+        yield base_url

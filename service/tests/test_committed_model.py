@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
+from tilescan_service.testing import wait_ready
 
 COMMITTED_MODEL = Path(__file__).resolve().parents[2] / "models" / "tilescan.onnx"
 
@@ -19,8 +20,7 @@ def test_committed_model_serves_full_resolution_masks(encoder: Callable[..., byt
     tile[100:140, 50:60] = 15  # a dark streak, the way cracks look on these tiles
 
     with TestClient(create_app(Settings(model_path=COMMITTED_MODEL, log_level="WARNING"))) as client:
-        while (ready := client.get("/readyz")).json()["status"] == "loading":
-            pass
+        ready = wait_ready(client.get)
         model = client.get("/model").json()
         body = client.post("/predict?format=rle", files={"image": encoder(tile)}).json()
 

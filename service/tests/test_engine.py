@@ -13,13 +13,12 @@ from fastapi.testclient import TestClient
 from tilescan_service.config import Settings
 from tilescan_service.engine import Engine
 from tilescan_service.main import create_app
+from tilescan_service.testing import wait_ready
 
 
 def _block_inference(client: TestClient, release: threading.Event, monkeypatch: pytest.MonkeyPatch) -> Engine:
     """Wait for /readyz, then make every inference wait until ``release`` is set."""
-    deadline = time.monotonic() + 10
-    while client.get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "the model never became ready"
+    wait_ready(client.get)
     engine = client.app.state.engine  # type: ignore[attr-defined]
     real_predict = engine.predictor.predict
 
@@ -82,7 +81,8 @@ def test_inference_runs_off_the_event_loop(
             target=client.post, args=("/predict",), kwargs={"files": {"image": square_png}}
         )
         stuck.start()
-        while engine.pending < 1:
+        deadline = time.monotonic() + 10
+        while engine.pending < 1 and time.monotonic() < deadline:
             time.sleep(0.005)
 
         started = time.monotonic()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+import jsonschema
+import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
@@ -62,3 +65,39 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case, live_server: str) -
     # The schema can say "a file" but not "a file that decodes as an image": random bytes are
     # schema-valid yet rightly refused with 400, which this one check would call a failure.
     case.call_and_validate(base_url=live_server, excluded_checks=[positive_data_acceptance])
+
+
+def _validator(spec: dict, schema: dict) -> jsonschema.Draft202012Validator:
+    """A validator for one schema of the spec, its ``#/components/...`` references resolved in the spec."""
+    return jsonschema.Draft202012Validator({**schema, "components": spec["components"]})
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/predict", "application/json"),
+        ("/predict?format=rle", "application/vnd.tilescan.rle+json"),
+        ("/predict?threshold=0.99", "application/json"),  # no region: empty lists validate too
+        ("/model", "application/json"),
+    ],
+)
+def test_real_answers_validate_against_the_documented_schema(
+    live_server: str, square_png: bytes, path: str, media_type: str
+) -> None:
+    with httpx.Client(base_url=live_server, timeout=10) as http:
+        spec = http.get("/openapi.json").json()
+        if path == "/model":
+            response = http.get(path)
+            operation = spec["paths"]["/model"]["get"]
+        else:
+            response = http.post(path, files={"image": ("t.png", square_png)})
+            operation = spec["paths"]["/predict"]["post"]
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    schema = operation["responses"]["200"]["content"][media_type]["schema"]
+    errors = list(_validator(spec, schema).iter_errors(response.json()))
+    assert not errors, [error.message for error in errors]
+    if path.startswith("/predict"):
+        documented = operation["responses"]["200"]["headers"]
+        assert response.headers["x-model-version"] and "X-Model-Version" in documented

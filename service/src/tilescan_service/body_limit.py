@@ -1,4 +1,9 @@
-"""Refuse oversized request bodies before reading them (``Content-Length``) or while reading (chunked)."""
+"""The upload limit, in one place: refuse oversized bodies before reading them or while reading them.
+
+A declared ``Content-Length`` over the limit is answered at once, without reading a byte; a chunked
+body is counted as it arrives; a file part over the limit inside an allowed body is refused by the
+route. All three say the same sentence, :class:`UploadTooLargeError`'s.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tilescan_service.errors import error_response
 
+# Room for the multipart boundary and part headers around a file of exactly the upload limit.
+MULTIPART_OVERHEAD = 64 * 1024
 
-class BodyTooLargeError(HTTPException):
-    def __init__(self) -> None:
-        super().__init__(status_code=413, detail="request body too large")
+
+class UploadTooLargeError(HTTPException):
+    """413 for an upload over ``limit`` bytes.
+
+    An ``HTTPException`` because FastAPI lets those through while it parses the form (any other
+    exception raised by ``receive`` would become its generic 400); the app's handler renders it.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"the upload is larger than the limit of {limit} bytes")
 
 
 class BodyLimitMiddleware:
-    """At most ``max_bytes`` of request body ever enter the app; beyond that the client gets a JSON 413.
+    """At most the upload limit plus :data:`MULTIPART_OVERHEAD` bytes of body ever enter the app."""
 
-    A declared ``Content-Length`` over the limit is answered at once, without reading a byte. A
-    chunked body is counted as it arrives; the receive call that crosses the limit raises
-    :class:`BodyTooLargeError`, which the app's HTTP error handler turns into the same JSON 413.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_limit: int) -> None:
+    def __init__(self, app: ASGIApp, upload_limit: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
-        self.message = f"the upload is larger than the limit of {upload_limit} bytes"
+        self.upload_limit = upload_limit
+        self.max_bytes = upload_limit + MULTIPART_OVERHEAD
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,7 +42,8 @@ class BodyLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(413, "payload_too_large", self.message)(scope, receive, send)
+            refusal = UploadTooLargeError(self.upload_limit)
+            await error_response(413, "payload_too_large", refusal.detail)(scope, receive, send)
             return
         received = 0
 
@@ -43,7 +53,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLargeError
+                    raise UploadTooLargeError(self.upload_limit)
             return message
 
         await self.app(scope, counting_receive, send)

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     intra_op_threads: Annotated[int, Field(ge=0)] = 0  # 0 = onnxruntime's default (all cores)
     inter_op_threads: Annotated[int, Field(ge=0)] = 0
 
+    # Seconds between checks of the model file for a replacement (hot swap); 0 = never check.
+    model_watch_interval: Annotated[float, Field(ge=0)] = 2.0
+
     max_upload_bytes: Annotated[int, Field(ge=1)] = 20 * MiB
     max_image_pixels: Annotated[int, Field(ge=1)] = 40_000_000
     # Inferences run at once. One is right for CPU: a single session already uses every core.

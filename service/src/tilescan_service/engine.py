@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 
 from tilescan_service.config import Settings
+from tilescan_service.memory import BIG_IMAGE_PIXELS, release_free_memory
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import DecisionRule, Segmentation, segment
@@ -32,6 +33,7 @@ class Prediction:
     segmentation: Segmentation
     rule: DecisionRule  # the one applied: the model's, with the request's threshold if it gave one
     inference_seconds: float
+    model: ModelInfo  # the model that made it (a hot swap may have replaced the engine's since)
 
     @property
     def height(self) -> int:
@@ -80,6 +82,32 @@ class Engine:
     def load(self) -> None:
         """Open the ONNX session and run one warm-up inference (blocking; run it in a thread)."""
         started = time.perf_counter()
+        predictor = self._open("model load failed")
+        if predictor is None:
+            # Clients see that it failed; the path and onnxruntime's message are for the log only.
+            self.status, self.error = "failed", "the model failed to load; the service log says why"
+            return
+        self._serve(predictor)
+        log.info("model ready", extra=_describe(predictor, started))
+
+    def reload(self) -> bool:
+        """Load the model file again and swap it in once warmed up (blocking; run it in a thread).
+
+        Requests that already hold the old predictor finish on it; later ones get the new one. A
+        file that fails to load or warm up leaves the old model serving. True when swapped.
+        """
+        started = time.perf_counter()
+        previous = self._predictor.info.version if self._predictor is not None else None
+        predictor = self._open("model reload failed; the model already loaded keeps serving")
+        self.metrics.reloads.labels("failure" if predictor is None else "success").inc()
+        if predictor is None:
+            return False
+        self._serve(predictor)
+        log.info("model swapped", extra={"previous_version": previous, **_describe(predictor, started)})
+        return True
+
+    def _open(self, failure: str) -> Predictor | None:
+        """A warmed-up predictor on the model file, or None (logged with ``failure``) if it cannot be."""
         try:
             predictor = Predictor(
                 self.settings.model_path,
@@ -89,31 +117,22 @@ class Engine:
             )
             # The first run allocates buffers and picks kernels; pay for it before the first client does.
             predictor.predict(np.zeros(predictor.info.working_size, dtype=np.uint8))
-        except Exception as err:
-            self.status, self.error = "failed", f"the model failed to load: {err}"
-            log.exception("model load failed", extra={"model_path": str(self.settings.model_path)})
-            return
-        self._predictor = predictor
+        except Exception:
+            log.exception(failure, extra={"model_path": str(self.settings.model_path)})
+            return None
+        return predictor
+
+    def _serve(self, predictor: Predictor) -> None:
+        """Make ``predictor`` the one new requests get (one attribute store: atomic for other threads)."""
         info = predictor.info
+        self.metrics.model.clear()
         self.metrics.model.labels(info.name, info.version, ",".join(predictor.providers)).set(1)
-        self.status = "ready"
-        log.info(
-            "model ready",
-            extra={
-                "model": info.name,
-                "version": info.version,
-                "providers": predictor.providers,
-                "load_seconds": round(time.perf_counter() - started, 3),
-            },
-        )
+        self._predictor = predictor
+        self.status, self.error = "ready", None
 
     def close(self) -> None:
         """Let running inferences finish and stop the inference threads."""
         self._inference_pool.shutdown(wait=True, cancel_futures=True)
-
-    @property
-    def info(self) -> ModelInfo:
-        return self.predictor.info
 
     async def predict(self, data: bytes, threshold: float | None = None) -> Prediction:
         """Decode, infer and apply the model's decision rule (``threshold`` overrides its threshold).
@@ -140,7 +159,20 @@ class Engine:
         finally:
             self._pending -= 1
             self.metrics.queued.dec()
-        return Prediction(segmentation, rule, seconds)
+        if gray.size >= BIG_IMAGE_PIXELS:
+            del gray  # what decoding and inference held is free now: give it back to the OS
+            await asyncio.to_thread(release_free_memory)
+        return Prediction(segmentation, rule, seconds, predictor.info)
+
+
+def _describe(predictor: Predictor, started: float) -> dict[str, object]:
+    """The log fields of a freshly loaded model."""
+    return {
+        "model": predictor.info.name,
+        "version": predictor.info.version,
+        "providers": predictor.providers,
+        "load_seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def _infer(predictor: Predictor, gray: np.ndarray, rule: DecisionRule) -> tuple[Segmentation, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +13,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tilescan_service.engine import NotReadyError
 from tilescan_service.observability.logs import request_id_var
 from tilescan_service.schemas import ErrorBody
-from tilescan_shared.image import ImageError, ImageTooLargeError, UnsupportedFormatError
+from tilescan_shared.image import ImageError, ImageTooLargeError, MultiFrameError, UnsupportedFormatError
+
+log = logging.getLogger(__name__)
+
+# Status and code of each kind of unusable image; any other ImageError is a 400 invalid_image.
+_IMAGE_ERRORS: dict[type[ImageError], tuple[int, str]] = {
+    ImageTooLargeError: (413, "image_too_large"),
+    UnsupportedFormatError: (415, "unsupported_format"),
+    MultiFrameError: (400, "multi_frame_image"),
+}
 
 _CODES = {
     400: "bad_request",
@@ -62,8 +72,8 @@ def _is_multipart(request: Request) -> bool:
     return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
 
 
-def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
-    """Register the handlers; ``max_upload_bytes`` goes into the 413 message."""
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every exception into an :class:`ErrorBody`."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -86,19 +96,15 @@ def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = str(exc.detail)
-        if exc.status_code == 413:
-            # Starlette's body limiter says only "Content Too Large".
-            detail = f"the upload is larger than the limit of {max_upload_bytes} bytes"
-        return error_response(exc.status_code, _CODES.get(exc.status_code, "http_error"), detail, exc.headers)
+        code = _CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(ImageError)
     async def image_error(_: Request, exc: ImageError) -> JSONResponse:
-        if isinstance(exc, ImageTooLargeError):
-            return error_response(413, "image_too_large", str(exc))
-        if isinstance(exc, UnsupportedFormatError):
-            return error_response(415, "unsupported_format", str(exc))
-        return error_response(400, "invalid_image", str(exc))
+        status, code = _IMAGE_ERRORS.get(type(exc), (400, "invalid_image"))
+        # The client reads our sentence; the decoder's own message (offsets, chunk names) goes to the log.
+        log.info("image refused", extra={"error": code, "cause": repr(exc.__cause__)})
+        return error_response(status, code, str(exc))
 
     @app.exception_handler(NotReadyError)
     async def not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
@@ -126,11 +132,12 @@ def _examples(*cases: tuple[str, str]) -> dict[str, Any]:
 
 _ERROR_DOCS: dict[int, dict[str, Any]] = {
     400: {
-        "description": "The upload is empty, not an image, truncated or corrupt, or the multipart body "
-        "is malformed.",
+        "description": "The upload is empty, not an image, truncated or corrupt, has several frames or "
+        "pages, or the multipart body is malformed.",
         **_examples(
             ("empty_file", "the file is empty"),
             ("invalid_image", "the file is not a readable image"),
+            ("multi_frame_image", "the image has 3 frames or pages; send a single-frame image"),
             ("bad_request", "Missing boundary in multipart."),
         ),
     },

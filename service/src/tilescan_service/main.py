@@ -15,13 +15,11 @@ from tilescan_service.body_limit import BodyLimitMiddleware
 from tilescan_service.config import Settings, get_settings
 from tilescan_service.engine import Engine
 from tilescan_service.errors import install_error_handlers
+from tilescan_service.model_watch import ModelWatcher
 from tilescan_service.observability.logs import configure_logging
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.observability.middleware import RequestContextMiddleware
 from tilescan_service.routes import health, metrics, model, page, predict
-
-# Room for the multipart boundary and part headers around a file of exactly max_upload_bytes.
-MULTIPART_OVERHEAD = 64 * 1024
 
 
 @asynccontextmanager
@@ -32,8 +30,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A missing file is a deployment mistake; refuse to start rather than serve 503 forever.
         raise RuntimeError(f"model file {settings.model_path} does not exist (set TILESCAN_MODEL_PATH)")
     engine: Engine = app.state.engine
+    watcher = ModelWatcher(engine, settings.model_path, settings.model_watch_interval)
     loading = asyncio.create_task(asyncio.to_thread(engine.load))
+    watching = asyncio.create_task(watcher.run(loading)) if settings.model_watch_interval > 0 else None
     yield
+    if watching is not None:
+        watching.cancel()
     await loading
     engine.close()
 
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (predict.router, health.router, model.router, metrics.router, page.router):
         app.include_router(router)
-    install_error_handlers(app, settings.max_upload_bytes)
+    install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -77,11 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         paths=frozenset(route.path for route in predict.router.routes),
     )
-    app.add_middleware(
-        BodyLimitMiddleware,
-        max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD,
-        upload_limit=settings.max_upload_bytes,
-    )
+    app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_bytes)
     # Added last, so it is the outermost: it sees every response, CORS and errors included.
     app.add_middleware(RequestContextMiddleware, metrics=service_metrics)
     return app

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import numpy as np
 from fastapi import Response
 
 from tilescan_service.engine import Prediction
-from tilescan_service.schemas import RLE_MEDIA_TYPE, OutputFormat
+from tilescan_service.schemas import (
+    RLE_MEDIA_TYPE,
+    ModelRef,
+    OutputFormat,
+    PredictionRle,
+    PredictionSummary,
+    RegionOut,
+    RleMask,
+)
 from tilescan_shared.masks import encode_png, encode_rle
-from tilescan_shared.model_info import ModelInfo
 
 _MEDIA_FORMATS = {
     "image/png": OutputFormat.png,
@@ -43,54 +47,65 @@ def choose_format(requested: OutputFormat | None, accept: str | None) -> OutputF
     return _MEDIA_FORMATS[min(ranked)[2]] if ranked else OutputFormat.json
 
 
-def summary(prediction: Prediction, model: ModelInfo) -> dict[str, Any]:
-    seg = prediction.segmentation
-    return {
-        "height": prediction.height,
-        "width": prediction.width,
-        "defect_pixels": seg.defect_pixels,
-        "defect_fraction": prediction.defect_fraction,
-        "has_defect": seg.has_defect,
-        "regions": [{"bbox": list(r.bbox), "area": r.area} for r in seg.regions],
-        "threshold": prediction.rule.threshold,
-        "min_region_area": prediction.rule.min_region_area,
-        "min_region_peak": prediction.rule.min_region_peak,
-        "inference_ms": round(prediction.inference_seconds * 1000, 3),
-        "model": {"name": model.name, "version": model.version},
-    }
+def summary(prediction: Prediction) -> PredictionSummary:
+    """The summary every format carries, built by the model that documents it in the OpenAPI schema."""
+    seg, rule, model = prediction.segmentation, prediction.rule, prediction.model
+    return PredictionSummary(
+        height=prediction.height,
+        width=prediction.width,
+        defect_pixels=seg.defect_pixels,
+        defect_fraction=prediction.defect_fraction,
+        has_defect=seg.has_defect,
+        regions=[RegionOut(bbox=list(r.bbox), area=r.area) for r in seg.regions],
+        threshold=rule.threshold,
+        min_region_area=rule.min_region_area,
+        min_region_peak=rule.min_region_peak,
+        inference_ms=round(prediction.inference_seconds * 1000, 3),
+        model=ModelRef(name=model.name, version=model.version),
+    )
 
 
-def rows_json(mask: np.ndarray) -> bytes:
-    """``json.dumps(mask_rows(mask))`` without the Python loop: bytes laid out by numpy.
+def json_body(mask: np.ndarray, info: PredictionSummary) -> memoryview:
+    """:class:`PredictionJson` as bytes: ``{"pred": <rows of 0/1>, <summary fields>}``.
 
-    A 0/1 mask row serialises as ``[d,d,...,d]``, so every row has the same length and the
-    whole document can be written into one byte array (tens of times faster for a tile).
+    ``pred`` is the one field not serialised by pydantic: a 0/1 row serialises as ``[d,d,...,d]``,
+    so every row has the same length and the whole document is laid out by numpy in one buffer,
+    tens of times faster than a list of lists and with no second copy of a big mask.
     """
     height, width = mask.shape
-    row = np.full((height, 2 * width + 2), ord(","), dtype=np.uint8)
-    row[:, 0] = ord("[")
-    row[:, 1 : 2 * width : 2] = (mask > 0).astype(np.uint8) + ord("0")
-    row[:, 2 * width] = ord("]")
-    return b"[" + row.tobytes()[:-1] + b"]"
+    head = b'{"pred":['
+    tail = b"]," + info.model_dump_json().encode()[1:]
+    row_bytes = 2 * width + 2  # "[d,...,d],"
+    body = np.empty(len(head) + height * row_bytes - 1 + len(tail), dtype=np.uint8)
+    body[: len(head)] = np.frombuffer(head, dtype=np.uint8)
+    rows = body[len(head) : len(head) + height * row_bytes].reshape(height, row_bytes)
+    rows.fill(ord(","))
+    rows[:, 0] = ord("[")
+    digits = rows[:, 1 : 2 * width : 2]
+    np.minimum(mask, 1, out=digits, casting="unsafe")
+    digits += ord("0")
+    rows[:, 2 * width] = ord("]")
+    # The last row's trailing comma is the first byte of the tail.
+    body[len(head) + height * row_bytes - 1 :] = np.frombuffer(tail, dtype=np.uint8)
+    return memoryview(body)
 
 
-def render(prediction: Prediction, model: ModelInfo, fmt: OutputFormat) -> Response:
+def render(prediction: Prediction, fmt: OutputFormat) -> Response:
     """Encode the answer (CPU work: call it off the event loop)."""
-    info = summary(prediction, model)
+    info = summary(prediction)
     mask = prediction.segmentation.mask
+    # Every answer names its model: during a hot swap or a rolling update, clients and proxies can tell.
+    headers = {"X-Model-Name": info.model.name, "X-Model-Version": info.model.version}
     if fmt is OutputFormat.png:
-        headers = {
-            "X-Defect-Pixels": str(info["defect_pixels"]),
-            "X-Defect-Fraction": repr(info["defect_fraction"]),
-            "X-Has-Defect": "true" if info["has_defect"] else "false",
-            "X-Region-Count": str(len(info["regions"])),
-            "X-Threshold": repr(info["threshold"]),
-            "X-Model-Name": model.name,
-            "X-Model-Version": model.version,
+        headers |= {
+            "X-Defect-Pixels": str(info.defect_pixels),
+            "X-Defect-Fraction": repr(info.defect_fraction),
+            "X-Has-Defect": "true" if info.has_defect else "false",
+            "X-Region-Count": str(len(info.regions)),
+            "X-Threshold": repr(info.threshold),
         }
         return Response(encode_png(mask), media_type="image/png", headers=headers)
     if fmt is OutputFormat.rle:
-        return Response(json.dumps({**info, "rle": encode_rle(mask)}).encode(), media_type=RLE_MEDIA_TYPE)
-    # {"pred": [...], <summary fields>}: the big array first, spliced in without re-serialising it.
-    body = b'{"pred":' + rows_json(mask) + b"," + json.dumps(info).encode()[1:]
-    return Response(body, media_type="application/json")
+        body = PredictionRle(**dict(info), rle=RleMask(**encode_rle(mask)))
+        return Response(body.model_dump_json(), media_type=RLE_MEDIA_TYPE, headers=headers)
+    return Response(json_body(mask, info), media_type="application/json", headers=headers)

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
+from tilescan_service.testing import wait_ready
 
 
 def _lines(text: str) -> list[dict]:
@@ -20,8 +21,7 @@ def test_each_request_logs_one_json_line_with_its_request_id(
     tiny_model: Path, square_png: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with TestClient(create_app(Settings(model_path=tiny_model, log_format="json"))) as client:
-        while client.get("/readyz").status_code != 200:
-            pass
+        wait_ready(client.get)
         capsys.readouterr()
         mine = client.post("/predict", files={"image": square_png}, headers={"X-Request-ID": "cam-7.0042"})
         forged = client.get("/healthz", headers={"X-Request-ID": "bad id\nlevel=ERROR"})
@@ -50,8 +50,7 @@ def test_each_request_logs_one_json_line_with_its_request_id(
 
 def test_model_load_is_logged(tiny_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with TestClient(create_app(Settings(model_path=tiny_model))) as client:
-        while client.get("/readyz").status_code != 200:
-            pass
+        wait_ready(client.get)
 
     ready = [line for line in _lines(capsys.readouterr().err) if line["msg"] == "model ready"]
     assert ready[0]["version"] == "tiny0001"

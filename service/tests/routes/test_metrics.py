@@ -1,7 +1,15 @@
+"""/metrics: series by route template, method and status, bounded whatever clients send."""
+
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tilescan_service.routes import metrics as metrics_route
 
 
 def _samples(client: TestClient) -> dict[tuple[str, frozenset], float]:
@@ -38,3 +46,37 @@ def test_metrics_count_requests_by_route_and_status_and_time_inference(
         {("name", "tilescan-tiny"), ("version", "tiny0001"), ("providers", "CPUExecutionProvider")}
     )
     assert samples[("tilescan_model_info", info)] == 1
+
+
+def test_made_up_methods_and_paths_share_one_label(client: TestClient) -> None:
+    """Whatever a client sends, the number of series stays bounded (issue 9: +449 kB for 200 methods)."""
+    client.request("BREW", "/coffee/1")
+    before = len(client.get("/metrics").content)
+    for i in range(50):
+        client.request(f"MADEUP{i}", f"/made/up/{i}")
+
+    text = client.get("/metrics").text
+    samples = _samples(client)
+
+    other = frozenset({("route", "<unmatched>"), ("method", "<other>"), ("status", "404")})
+    assert samples[("tilescan_http_requests_total", other)] >= 51
+    assert "MADEUP" not in text and "/made/up" not in text
+    # The counters of the one label grew; no new series (a series is ~0.1-1 kB).
+    assert len(text) - before < 200
+
+
+def test_metrics_are_rendered_off_the_event_loop(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[bool] = []
+
+    def recording(registry: CollectorRegistry) -> bytes:
+        try:
+            asyncio.get_running_loop()
+            threads.append(True)
+        except RuntimeError:  # no loop running in this thread: a worker thread
+            threads.append(False)
+        return generate_latest(registry)
+
+    monkeypatch.setattr(metrics_route, "generate_latest", recording)
+
+    assert client.get("/metrics").status_code == 200
+    assert threads == [False]

@@ -15,8 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tilescan_service.body_limit import MULTIPART_OVERHEAD
 from tilescan_service.config import Settings
-from tilescan_service.main import MULTIPART_OVERHEAD, create_app
+from tilescan_service.main import create_app
+from tilescan_service.testing import wait_ready
 from tilescan_shared.masks import decode_rle, mask_rows
 from tilescan_shared.testing import bright_square, write_tiny_model
 
@@ -127,8 +129,7 @@ def test_the_models_decision_rule_drops_small_and_faint_regions(
     tile[10:20, 25:35] = 200  # 100 pixels, but its peak 0.78 < 0.9: too faint
 
     with TestClient(create_app(Settings(model_path=model, log_level="WARNING"))) as client:
-        while client.get("/readyz").status_code != 200:
-            pass
+        wait_ready(client.get)
         body = client.post("/predict", **upload(encoder(tile))).json()
         model_card = client.get("/model").json()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,12 +30,20 @@ class ImageTooLargeError(ImageError):
     """The image header announces more pixels than allowed (checked before decoding)."""
 
 
+class MultiFrameError(ImageError):
+    """The file holds several frames or pages (multi-page TIFF, animated WebP or PNG)."""
+
+
 def decode_gray(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode JPEG/PNG/BMP/TIFF/WebP bytes into a ``uint8`` array of shape ``(H, W)``.
 
-    EXIF orientation is applied; colour, palette, alpha and 16-bit images are reduced to 8-bit
-    grayscale. The pixel count is checked from the header, before any pixel is decoded, so a
-    decompression bomb costs nothing.
+    EXIF orientation is applied; colour, palette, alpha, 16-bit and float images are reduced to
+    8-bit grayscale. The pixel count is checked from the header, before any pixel is decoded, so a
+    decompression bomb costs nothing. Multi-frame files (TIFF pages, animated WebP or PNG) are
+    refused rather than silently cut to their first frame.
+
+    Every way the bytes can be broken raises :class:`ImageError` (or a subclass) with a sentence
+    for the client; the decoder's own exception, meant for the log, is its ``__cause__``.
     """
     if not data:
         raise ImageError("the file is empty")
@@ -42,39 +51,66 @@ def decode_gray(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.
         # We enforce our own pixel limit below; Pillow's own bomb warning would only add noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            raise ImageError("the file is not a readable image") from None
+            return _decode(data, max_pixels)
+        except (ImageError, MemoryError):
+            raise
+        except UnidentifiedImageError as err:
+            raise ImageError("the file is not a readable image") from err
         except Image.DecompressionBombError as err:
-            raise ImageTooLargeError(str(err)) from None
-        if img.format not in SUPPORTED_FORMATS:
-            raise UnsupportedFormatError(
-                f"image format {img.format} is not supported; "
-                f"send one of {', '.join(sorted(SUPPORTED_FORMATS))}"
-            )
-        width, height = img.size
-        if width < 1 or height < 1:
-            raise ImageError("the image has no pixels")
-        if max_pixels is not None and width * height > max_pixels:
-            raise ImageTooLargeError(
-                f"the image has {width}x{height} = {width * height} pixels, "
-                f"more than the limit of {max_pixels}"
-            )
-        try:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return to_gray8(img)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-            # Pillow reports truncated or corrupt data as OSError/SyntaxError/ValueError.
-            raise ImageError(f"the image data is truncated or corrupt ({err})") from None
+            raise ImageTooLargeError("the image has more pixels than allowed") from err
+        except Exception as err:
+            # Pillow's plugins report a broken file with whatever their parser trips on: OSError,
+            # SyntaxError, ValueError, but also EOFError, struct.error, IndexError, KeyError,
+            # TypeError... Any of them, for bytes a client sent, means the same thing.
+            raise ImageError("the image data is truncated or corrupt") from err
+
+
+def _decode(data: bytes, max_pixels: int | None) -> np.ndarray:
+    img = Image.open(io.BytesIO(data))
+    if img.format not in SUPPORTED_FORMATS:
+        raise UnsupportedFormatError(
+            f"image format {img.format} is not supported; send one of {', '.join(sorted(SUPPORTED_FORMATS))}"
+        )
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise ImageError("the image has no pixels")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"the image has {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}"
+        )
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        raise MultiFrameError(f"the image has {frames} frames or pages; send a single-frame image")
+    img.load()
+    return to_gray8(ImageOps.exif_transpose(img))
+
+
+# 16-bit to 8-bit as one table lookup per pixel: the same rounding as computing
+# rint(value * 255 / 65535) in float64, without a float64 copy of the image.
+_FROM_16_BIT = np.rint(np.arange(65536) * (255.0 / 65535.0)).astype(np.uint8)
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+# Converted a band of rows at a time, so temporaries stay near this size whatever the image's.
+_STRIP_PIXELS = 1 << 20
 
 
 def to_gray8(img: Image.Image) -> np.ndarray:
-    """Reduce any Pillow image mode to an 8-bit grayscale array (ITU-R 601-2 luma for colour)."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        return np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+    """Reduce any Pillow image mode to an 8-bit grayscale array (ITU-R 601-2 luma for colour).
+
+    16-bit images map 0..65535 onto 0..255; 32-bit integer and float images map 0..255 as is, or
+    0..65535 when their maximum is above 255, clipped. Pixels are copied out of Pillow in strips of
+    rows, so the only full-size buffer besides Pillow's image is the 8-bit result.
+    """
+    if img.mode in _SIXTEEN_BIT_MODES:
+        return _strips(img, lambda strip: _FROM_16_BIT[strip])
+    if img.mode in ("I", "F"):
+        _, high = img.getextrema()
+        scale = 255.0 / (65535.0 if high > 255 else 255.0)
+
+        def rescale(strip: np.ndarray) -> np.ndarray:
+            # float64 for float32 pixels too: the rounding of a whole-image float64 copy, per strip.
+            return np.clip(np.rint(np.multiply(strip, scale, dtype=np.float64)), 0, 255)
+
+        return _strips(img, rescale)
     if img.mode == "P":
         # Palette images may carry transparency: expand through RGBA so the palette is honoured.
         img = img.convert("RGBA")
@@ -83,7 +119,22 @@ def to_gray8(img: Image.Image) -> np.ndarray:
         img = img.convert("RGB" if img.mode.startswith("RGB") else "L")
     if img.mode != "L":
         img = img.convert("L")
-    return np.asarray(img, dtype=np.uint8).copy()
+    return _strips(img, lambda strip: strip)
+
+
+def _strips(img: Image.Image, convert: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``convert`` applied to the image's pixels, a band of rows at a time, into one ``uint8`` array.
+
+    ``np.asarray(img)`` of the whole image would hold Pillow's pixels three times over (its
+    ``tobytes`` joins a list of chunks); a strip costs only its own size.
+    """
+    width, height = img.size
+    out = np.empty((height, width), dtype=np.uint8)
+    rows = max(1, _STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        out[top:bottom] = convert(np.asarray(img.crop((0, top, width, bottom))))
+    return out
 
 
 def read_gray(path: str | os.PathLike[str], max_pixels: int | None = None) -> np.ndarray:

@@ -59,6 +59,12 @@ class ServiceMetrics:
             "Predictions refused with 503 because the queue was full.",
             registry=self.registry,
         )
+        self.reloads = Counter(
+            "tilescan_model_reloads",
+            "Replaced model files loaded (result=success, now serving) or refused (result=failure).",
+            ["result"],
+            registry=self.registry,
+        )
         self.model = Gauge(
             "tilescan_model_info",
             "The model being served (value 1).",

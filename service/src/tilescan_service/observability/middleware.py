@@ -18,6 +18,11 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is reused only when it is short and printable, so it cannot forge log lines.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
+# Methods a client of this API can mean; any other (an HTTP method is any token) shares one label.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "<other>"
+UNMATCHED_ROUTE = "<unmatched>"
+
 access_log = logging.getLogger("tilescan_service.access")
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,11 @@ class RequestContextMiddleware:
         finally:
             seconds = time.perf_counter() - started
             self.metrics.in_flight.dec()
-            # The route template, not the raw path: random URLs must not create new time series.
-            route = getattr(scope.get("route"), "path", "<unmatched>")
-            labels = (route, scope["method"], str(status))
+            # The route template, not the raw path, and known methods only: whatever a client
+            # sends must not create new time series.
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else OTHER_METHOD
+            labels = (route, method, str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(seconds)
             access_log.info(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -17,4 +19,6 @@ router = APIRouter(tags=["operations"])
 )
 async def metrics(request: Request) -> Response:
     """Prometheus text format: requests and latency by route and status, inference time, pixels, in flight."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # Rendering walks every series under the registry's locks: a worker thread's job, not the event loop's.
+    body = await asyncio.to_thread(generate_latest, request.app.state.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
+from tilescan_service.body_limit import UploadTooLargeError
 from tilescan_service.deps import EngineDep, SettingsDep
 from tilescan_service.errors import ApiError, error_responses
 from tilescan_service.rendering import choose_format, render
@@ -15,12 +16,11 @@ from tilescan_service.schemas import RLE_MEDIA_TYPE, OutputFormat, PredictionJso
 router = APIRouter(tags=["prediction"])
 
 # FastAPI documents one model per status; the PNG and RLE bodies are added beside it. Nested
-# models (RegionOut, ModelRef) are components already, through PredictionJson.
-_RLE_SCHEMA = {
-    k: v
-    for k, v in PredictionRle.model_json_schema(ref_template="#/components/schemas/{model}").items()
-    if k != "$defs"
-}
+# models (RegionOut, ModelRef) are components already, through PredictionJson; RleMask is in no
+# documented model, so it is written inline (a reference to it would point nowhere).
+_RLE_MODEL = PredictionRle.model_json_schema(ref_template="#/components/schemas/{model}")
+_RLE_SCHEMA = {k: v for k, v in _RLE_MODEL.items() if k != "$defs"}
+_RLE_SCHEMA["properties"] = {**_RLE_MODEL["properties"], "rle": _RLE_MODEL["$defs"]["RleMask"]}
 _PNG_HEADERS = {
     name: {"description": description, "schema": {"type": kind}}
     for name, description, kind in [
@@ -39,7 +39,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": (
             "The mask at the uploaded image's full size. `format=json`: rows of 0/1 in `pred`; "
             "`format=png`: 8-bit grayscale PNG (0 = no defect, 255 = defect) with the summary in the "
-            "`X-*` headers (sent with PNG answers only); `format=rle`: COCO RLE in `rle`."
+            "`X-*` headers (sent with PNG answers only, except `X-Model-Name` and `X-Model-Version`, "
+            "sent with every format); `format=rle`: COCO RLE in `rle`."
         ),
         "headers": _PNG_HEADERS,
         "content": {
@@ -55,7 +56,7 @@ async def read_upload(image: UploadFile, max_bytes: int) -> bytes:
     """The uploaded bytes, refusing empty files and files over ``max_bytes`` (413)."""
     data = await image.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ApiError(413, "payload_too_large", f"the upload is larger than the limit of {max_bytes} bytes")
+        raise UploadTooLargeError(max_bytes)
     if not data:
         raise ApiError(400, "empty_file", "the file is empty")
     return data
@@ -88,7 +89,7 @@ async def predict(
     data = await read_upload(image, settings.max_upload_bytes)
     prediction = await engine.predict(data, threshold)
     fmt = choose_format(output_format, request.headers.get("accept"))
-    return await asyncio.to_thread(render, prediction, engine.info, fmt)
+    return await asyncio.to_thread(render, prediction, fmt)
 
 
 # The public reference project's path; same behaviour, kept out of the docs.
