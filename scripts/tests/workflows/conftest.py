@@ -174,6 +174,29 @@ class Sandbox:
         self.commit("tilescan with its first model")
         self.push("main")
 
+    def make(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """A make target of the clone, with this test run's environment (VENV) and the stand-ins."""
+        return subprocess.run(
+            ["make", "--no-print-directory", f"VENV={self.venv}", *args],
+            cwd=self.work,
+            env=self.env | self.standin_env() | (env or {}),
+            capture_output=True,
+            text=True,
+        )
+
+    def standin_env(self) -> dict[str, str]:
+        return {"STANDIN_LOG": str(self.log), "STANDIN_REGISTRY": str(self.registry)}
+
+    def show(self, rev_path: str) -> bytes:
+        """``git show REV:PATH``'s bytes."""
+        return subprocess.run(["git", "show", rev_path], cwd=self.work, capture_output=True, check=True).stdout
+
+    def models(self) -> str:
+        """``make models``: the registry's table."""
+        proc = self.make("models")
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
     def calls(self) -> list[str]:
         return self.log.read_text().splitlines()
 
