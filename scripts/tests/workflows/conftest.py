@@ -189,7 +189,8 @@ class Sandbox:
 
     def show(self, rev_path: str) -> bytes:
         """``git show REV:PATH``'s bytes."""
-        return subprocess.run(["git", "show", rev_path], cwd=self.work, capture_output=True, check=True).stdout
+        proc = subprocess.run(["git", "show", rev_path], cwd=self.work, capture_output=True, check=True)
+        return proc.stdout
 
     def models(self) -> str:
         """``make models``: the registry's table."""
