@@ -43,6 +43,7 @@ COPIED = [
     "shared/pyproject.toml",
     "training/pyproject.toml",
     "service/pyproject.toml",
+    "docker/training.Dockerfile",  # experiment.yml names the training image after it
 ]
 # The real promotion rules (params.yaml promote:): floor 0.75, +0.005 Dice, guards on IoU and false alarms.
 BASELINE = {"dice": 0.80, "iou": 0.70, "false_alarm_rate": 0.05}
@@ -228,6 +229,7 @@ class Sandbox:
             "STANDIN_REGISTRY": self.registry,
             "STANDIN_DIR": self.state,
             "STANDIN_APP_URL": self.app_url,
+            "STANDIN_TRAINED": self.root / "trained",
             "VENV": self.venv,
             "GITHUB_REPOSITORY": REPOSITORY,  # act would name it after origin's path
             "PIP_NO_INDEX": "1",
