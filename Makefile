@@ -41,7 +41,8 @@ serve: $(SERVE_STAMP)  ## run the API on 127.0.0.1:8000 (PORT=8080 make serve to
 bench: $(SERVE_STAMP)  ## time onnxruntime vs the HTTP service on the test images (docs/benchmarks.md)
 	$(BIN)/python service/benchmarks/bench.py
 
-test: $(DEV_STAMP)  ## run every test (unit, integration, browser)
+test: $(DEV_STAMP)  ## run every test (unit, integration, browser; installs Debian's chromium if missing)
+	scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(DEV_STAMP)  ## run the tests not marked slow
