@@ -12,9 +12,9 @@ tree (``<image repo>:passed-dev-<tree>``), so a promotion or a rollback never re
     model_registry.py assign STAGE VERSION [--push] assign STAGE to an already registered VERSION
     model_registry.py image VERSION --image-repo R  the image that passed dev for VERSION
 
-The deploy workflows and ``scripts/rollback.sh`` call it; it needs only ``gto`` and git. ``--push`` pushes the
-registry's tags to ``origin``; with ``GITHUB_TOKEN`` set, that one push carries the token (as a git config
-entry in its environment, never written to .git/config).
+The deploy workflows and ``scripts/rollback.sh`` call it; it needs only ``gto`` (its Python API) and git.
+``--push`` pushes the registry's tags to ``origin``; with ``GITHUB_TOKEN`` set, that one push carries the
+token (as a git config entry in its environment, never written to .git/config).
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ import argparse
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+
+import gto.api
+from gto.exceptions import GTOException
 
 ARTIFACT = "tilescan"
 METRICS_FILE = "evaluation/metrics.json"
@@ -52,15 +53,6 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> str:
     if proc.returncode != 0:
         raise RegistryError(f"`{' '.join(args)}` failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
-
-
-def _gto() -> str:
-    # Beside this interpreter first (a venv run without activation), then on PATH.
-    beside = Path(sys.executable).parent / "gto"
-    found = str(beside) if beside.is_file() else shutil.which("gto")
-    if not found:
-        raise RegistryError("gto not found: pip install --constraint constraints.txt gto")
-    return found
 
 
 def _push_env() -> dict[str, str]:
@@ -89,16 +81,16 @@ def push_tags() -> None:
 
 def _stages() -> dict[str, str]:
     """``{stage: version}``: what each stage runs now (its latest assignment)."""
-    registry = json.loads(_run([_gto(), "show", "--json"]) or "{}")
-    return dict(registry.get(ARTIFACT, {}).get("stage", {}))
+    return dict(gto.api.show(".").get(ARTIFACT, {}).get("stage", {}))
 
 
 def versions() -> list[Version]:
     """Every registered, not deprecated version, newest first, with the stages it holds now."""
-    if ARTIFACT not in json.loads(_run([_gto(), "show", "--json"]) or "{}"):
+    if ARTIFACT not in gto.api.show("."):
         return []  # nothing registered yet (gto refuses to show an artifact without tags)
-    raw = json.loads(_run([_gto(), "show", ARTIFACT, "--json"]) or "[]")
-    found = [Version(v["version"], v["commit_hexsha"]) for v in raw if v.get("registrations")]
+    found = [
+        Version(v["version"], v["commit_hexsha"]) for v in gto.api.show(".", ARTIFACT) if v["registrations"]
+    ]
     by_name = {v.name: v for v in found}
     for stage, holder in _stages().items():
         if holder in by_name:
@@ -138,26 +130,15 @@ def register_dev(push: bool) -> str:
     """Register HEAD's model unless a version already names HEAD's commit; assign it to dev."""
     head = git("rev-parse", "HEAD")
     existing = [v for v in versions() if v.commit == head]
-    if existing:
-        name = existing[0].name
-    else:
-        _run([_gto(), "register", ARTIFACT, "HEAD"])
-        name = _version_at(head)
+    name = existing[0].name if existing else gto.api.register(".", ARTIFACT, "HEAD").version
     assign("dev", name, push)
     return name
-
-
-def _version_at(commit: str) -> str:
-    for version in versions():
-        if version.commit == commit:
-            return version.name
-    raise RegistryError(f"gto registered nothing at {commit}")
 
 
 def assign(stage: str, version: str, push: bool) -> None:
     """Assign ``stage`` to ``version`` (already registered); a rollback is an assignment too."""
     _version(version)
-    _run([_gto(), "assign", ARTIFACT, "--version", version, "--stage", stage])
+    gto.api.assign(".", ARTIFACT, stage, version=version)
     if push:
         push_tags()
 
@@ -231,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ARTIFACT} {args.version} -> {args.stage}")
         else:
             print(image(args.version, args.image_repo))
-    except RegistryError as err:
+    except (RegistryError, GTOException) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
