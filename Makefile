@@ -16,7 +16,7 @@ DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml servic
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 
-.PHONY: help install serve bench test test-fast lint train report gate docker-smoke
+.PHONY: help install serve bench test test-fast lint train report gate docker-smoke models rollback
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,7 +41,8 @@ serve: $(SERVE_STAMP)  ## run the API on 127.0.0.1:8000 (PORT=8080 make serve to
 bench: $(SERVE_STAMP)  ## time onnxruntime vs the HTTP service on the test images (docs/benchmarks.md)
 	$(BIN)/python service/benchmarks/bench.py
 
-test: $(DEV_STAMP)  ## run every test (unit, integration, browser)
+test: $(DEV_STAMP)  ## run every test (unit, integration, browser; installs Debian's chromium if missing)
+	scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(DEV_STAMP)  ## run the tests not marked slow
@@ -67,3 +68,10 @@ gate: $(DEV_STAMP)  ## exit 0 if the workspace model may replace BASE's (rules: 
 
 docker-smoke: $(DEV_STAMP)  ## build docker/service.Dockerfile, run it, check /readyz, /model, /predict (root)
 	PYTHON=$(BIN)/python scripts/docker_smoke.sh
+
+models: $(DEV_STAMP)  ## the model registry (GTO tags): versions, the stages they hold, their test metrics
+	$(BIN)/python scripts/model_registry.py show
+
+rollback: $(DEV_STAMP)  ## put VERSION back in prod, no rebuild: VERSION=v0.3.0 APP= IMAGE_REPO= HEROKU_API_KEY=
+	@test -n "$(VERSION)" || { echo "usage: make rollback VERSION=v0.3.0 (see make models)"; exit 2; }
+	PYTHON=$(BIN)/python scripts/rollback.sh "$(VERSION)"

@@ -1,7 +1,7 @@
 # The GPU training environment the CML runner uses (.github/workflows/experiment.yml): CUDA torch, the
 # training and shared packages' dependencies, DVC with S3 support, git and make. The code comes from the
-# job's checkout (`make install VENV=/opt/venv` there installs it editable over these dependencies), so the
-# image changes only when dependencies do.
+# job's checkout (`make install` there installs it editable over these dependencies: VENV is set below, so
+# every make target uses this environment), so the image changes only when dependencies do.
 #   docker build -f docker/training.Dockerfile -t tilescan-training .
 #   docker run --gpus all --rm tilescan-training python -c "import torch; print(torch.cuda.is_available())"
 # torch's CUDA wheels carry their own CUDA libraries; the base brings a matching runtime for everything else.
@@ -16,6 +16,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    VENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
 # git for DVC experiments and CML, make for the project's targets; the base image fixes the distro release.

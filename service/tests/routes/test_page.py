@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 # Debian ships `chromium`; Ubuntu CI runners have Google Chrome instead (Ubuntu's chromium is a snap stub).
 _BROWSERS = ("chromium", "google-chrome", "google-chrome-stable")
-CHROMIUM = next(filter(None, map(shutil.which, _BROWSERS)), "/usr/bin/chromium")
+CHROMIUM = next(filter(None, map(shutil.which, _BROWSERS)), None)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -50,6 +51,12 @@ def test_only_the_pages_own_files_are_served(client: TestClient, path: str) -> N
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if CHROMIUM is None:
+        # `make test` installs it where it can (scripts/ensure_chromium.sh); CI must run these tests.
+        reason = "no chromium on PATH, and `make test` could not install it (needs root or sudo, and apt-get)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(f"BROWSER TESTS SKIPPED: {reason}")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Put an earlier registered model version back in prod: the image that passed dev for it is released again
+# (nothing is rebuilt), smoke-tested against that version's own model, tagged :prod, and the registry's
+# prod stage is reassigned to it (a new GTO tag, pushed to origin).
+#   scripts/rollback.sh VERSION      e.g. v0.3.0 (`make models` lists them)
+# Environment: IMAGE_REPO (ghcr.io/<owner>/<repo>/service), APP (the prod Heroku app), HEROKU_API_KEY;
+# GITHUB_TOKEN in CI for the tag push. deploy-prod.yml runs it for `rollback_to`; `make rollback` locally.
+set -euo pipefail
+
+version=${1:?usage: rollback.sh VERSION}
+: "${IMAGE_REPO:?IMAGE_REPO must be set}" "${APP:?APP must be set}"
+here=$(dirname "$0")
+python=${PYTHON:-python3}
+
+image=$("$python" "$here/model_registry.py" image "$version" --image-repo "$IMAGE_REPO")
+if ! docker manifest inspect "$image" >/dev/null 2>&1; then
+    echo "error: $image is not in the registry" >&2
+    exit 1
+fi
+url=$("$here/heroku_release.sh" "$APP" "$image")
+
+# The served model must be this version's: check it against the model file committed with it.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+git show "tilescan@${version}:models/tilescan.onnx" >"$work/model.onnx"
+git archive "tilescan@${version}" evaluation/examples | tar -x -C "$work"
+"$python" "$here/smoke_test.py" "$url" --model "$work/model.onnx" --examples "$work/evaluation/examples" \
+    --wait "${SMOKE_WAIT:-300}"
+
+docker buildx imagetools create --tag "${IMAGE_REPO}:prod" "$image"
+"$python" "$here/model_registry.py" assign prod "$version" --push

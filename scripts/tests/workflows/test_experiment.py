@@ -1,0 +1,84 @@
+"""experiment.yml run by act: train, push, report, pull request, comment, then the gated auto-merge."""
+
+from __future__ import annotations
+
+import pytest
+from ruamel.yaml import YAML
+
+from tilescan_shared.testing import write_tiny_model
+
+from .conftest import BETTER, WORSE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def experiment(sandbox):
+    """dev = main's model; an exp/ branch; the train job without its GPU container.
+
+    act runs a job's `container:` only through a Docker daemon, which the tests do not have; every step
+    of the job runs as written, on the host.
+    """
+    sandbox.git("checkout", "-q", "-b", "dev")
+    sandbox.push("dev")
+    sandbox.git("checkout", "-q", "-b", "exp/wider-net")
+    yaml = YAML()
+    path = sandbox.work / ".github/workflows/experiment.yml"
+    workflow = yaml.load(path)
+    assert workflow["jobs"]["train"].pop("container")["options"].startswith("--gpus all")
+    yaml.dump(workflow, path)
+    sandbox.write(
+        "params.yaml",
+        (sandbox.work / "params.yaml").read_text().replace("base_channels: 16", "base_channels: 24"),
+    )
+    sandbox.commit("exp: a wider net")
+    sandbox.push("exp/wider-net")
+    return sandbox
+
+
+def trained(sandbox, version: str, metrics: dict[str, float]) -> None:
+    """What `dvc exp run` (stood in) leaves in the workspace."""
+    out = sandbox.root / "trained"
+    write_tiny_model((out / "models").mkdir(parents=True) or out / "models/tilescan.onnx", version=version)
+    (out / "evaluation").mkdir()
+    (out / "evaluation/metrics.json").write_text(
+        "{" + ", ".join(f'"{k}": {v}' for k, v in metrics.items()) + "}\n"
+    )
+
+
+def test_a_better_experiment_is_reported_and_merged_automatically(experiment):
+    trained(experiment, "wider001", BETTER)
+    run = experiment.act("push", "experiment.yml")
+    assert run.returncode == 0, run.output[-4000:]
+    assert run.called("setup-cml version=0.20.4")
+    assert run.called("cml runner launch")
+    order = [
+        "dvc exp run",
+        "dvc push",
+        "cml pr create",
+        "cml comment create --target=pr/7 --watermark-title=tilescan experiment exp/wider-net --update",
+        "gh pr merge https://github.com/acme/tilescan/pull/7 --auto --merge",
+    ]
+    positions = [run.index(call) for call in order]
+    assert positions == sorted(positions)
+    assert run.step_index("Success - Main", "Report against dev") < run.step_index("Run Main", "Pull request")
+    comment = run.calls[run.index("cml comment create")]
+    assert comment.endswith("--no-publish report.md")  # no repository variable: no public image host
+    report = (experiment.state / "comment.md").read_text()
+    assert "**Verdict: promote**" in report
+    assert "base_channels" in report
+    assert not run.called("gh pr edit")
+
+
+def test_a_worse_experiment_is_labelled_and_commented_not_merged(experiment):
+    trained(experiment, "wider002", WORSE)
+    run = experiment.act("push", "experiment.yml", "--var", "CML_PUBLISH_URL=https://assets.acme.test")
+    assert run.returncode == 0, run.output[-4000:]
+    assert not run.called("gh pr merge")
+    assert run.called("gh pr edit https://github.com/acme/tilescan/pull/7 --add-label gate-rejected")
+    assert run.index("gh label create gate-rejected") < run.index("gh pr edit")
+    assert run.calls[run.index("cml comment create")].endswith(
+        "--publish-url=https://assets.acme.test report.md"
+    )
+    reason = (experiment.state / "gh-comment.md").read_text()
+    assert "Not merged automatically" in reason and "failed: dice improvement" in reason
