@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from ruamel.yaml import YAML
 
@@ -29,7 +31,11 @@ def experiment(sandbox):
     yaml.dump(workflow, path)
     sandbox.write(
         "params.yaml",
-        (sandbox.work / "params.yaml").read_text().replace("base_channels: 16", "base_channels: 24"),
+        re.sub(
+            r"base_channels: (\d+)",
+            lambda m: f"base_channels: {2 * int(m.group(1))}",
+            (sandbox.work / "params.yaml").read_text(),
+        ),
     )
     sandbox.commit("exp: a wider net")
     sandbox.push("exp/wider-net")
