@@ -18,6 +18,7 @@ from tilescan_service.observability.logs import configure_logging
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.observability.middleware import RequestContextMiddleware
 from tilescan_service.routes import health, metrics, model, page, predict
+from tilescan_service.shadow import ShadowMirror
 
 # Room for the multipart boundary and part headers around a file of exactly max_upload_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -32,7 +33,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise RuntimeError(f"model file {settings.model_path} does not exist (set TILESCAN_MODEL_PATH)")
     engine: Engine = app.state.engine
     loading = asyncio.create_task(asyncio.to_thread(engine.load))
+    shadow: ShadowMirror | None = app.state.shadow
+    if shadow is not None:
+        await shadow.start()
     yield
+    if shadow is not None:
+        await shadow.stop()
     await loading
     engine.close()
 
@@ -55,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = service_metrics
     app.state.engine = Engine(settings, service_metrics)
+    app.state.shadow = ShadowMirror(settings, service_metrics.registry) if settings.shadow_url else None
 
     for router in (predict.router, health.router, model.router, metrics.router, page.router):
         app.include_router(router)
