@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -19,7 +20,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
-from tilescan_service.shadow import MAX_VERSION_PAIRS, OTHER, ShadowMirror
+from tilescan_service.shadow import (
+    MAX_VERSION_PAIRS,
+    OTHER,
+    Comparison,
+    ShadowAnswerError,
+    ShadowMirror,
+    compare,
+)
+from tilescan_shared.masks import encode_rle
 from tilescan_shared.testing import bright_square, write_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -284,3 +293,26 @@ def test_shadow_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("TILESCAN_SHADOW_URL", "not a url")
     with pytest.raises(ValueError, match="shadow_url"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        ({"rle": {"size": [2, 2], "counts": [4]}, "model": {"version": "x"}}, "unreadable"),
+        ({"rle": {"size": [2, 3], "counts": [6]}, "has_defect": False, "model": {"version": "x"}}, "differs"),
+        ({"rle": {"size": [2, 2], "counts": [4]}, "has_defect": "no", "model": {"version": "x"}}, "boolean"),
+    ],
+)
+def test_an_unreadable_shadow_answer_is_refused(answer: dict, match: str) -> None:
+    with pytest.raises(ShadowAnswerError, match=match):
+        compare(np.zeros((2, 2), dtype=np.uint8), json.dumps(answer).encode())
+    with pytest.raises(ShadowAnswerError, match="unreadable"):
+        compare(np.zeros((2, 2), dtype=np.uint8), b"not json")
+
+
+def test_compare_scores_the_two_masks() -> None:
+    primary = np.array([[1, 1], [0, 0]], dtype=np.uint8)
+    shadow = np.array([[1, 0], [0, 0]], dtype=np.uint8)
+    body = json.dumps({"rle": encode_rle(shadow), "has_defect": True, "model": {"version": "v2"}}).encode()
+    expected = Comparison(dice=2 / 3, iou=0.5, shadow_has_defect=True, shadow_version="v2")
+    assert compare(primary, body) == expected

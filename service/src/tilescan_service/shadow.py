@@ -16,7 +16,6 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -100,34 +99,31 @@ class MirroredRequest:
 
 
 @dataclass(frozen=True)
-class Agreement:
+class Comparison:
     dice: float
     iou: float
-
-
-def agreement(primary: np.ndarray, shadow: np.ndarray) -> Agreement:
-    """Dice and IoU of two same-shaped masks, with the evaluation's formulas."""
-    counts = pixel_counts(shadow, primary)
-    return Agreement(counts.dice, counts.iou)
+    shadow_has_defect: bool
+    shadow_version: str
 
 
 class ShadowAnswerError(ValueError):
     """The shadow answered 200 with a body that is not a readable prediction of this image."""
 
 
-def read_shadow_answer(body: bytes, shape: tuple[int, ...]) -> tuple[np.ndarray, bool, str]:
-    """The mask, ``has_defect`` and model version from the shadow's RLE answer."""
+def compare(primary: np.ndarray, shadow_answer: bytes) -> Comparison:
+    """Score the shadow's RLE answer against the primary's mask (Dice and IoU as the evaluation's)."""
     try:
-        answer = json.loads(body)
+        answer = json.loads(shadow_answer)
         mask = decode_rle(answer["rle"])
         has_defect, version = answer["has_defect"], answer["model"]["version"]
     except (ValueError, KeyError, TypeError) as err:
         raise ShadowAnswerError(f"unreadable shadow answer: {err!r}") from err
-    if mask.shape != shape:
-        raise ShadowAnswerError(f"shadow mask {mask.shape} differs from the primary's {shape}")
+    if mask.shape != primary.shape:
+        raise ShadowAnswerError(f"shadow mask {mask.shape} differs from the primary's {primary.shape}")
     if not isinstance(has_defect, bool):
         raise ShadowAnswerError("has_defect is not a boolean")
-    return mask, has_defect, str(version)
+    counts = pixel_counts(mask, primary)
+    return Comparison(counts.dice, counts.iou, has_defect, str(version))
 
 
 class ShadowMirror:
@@ -136,21 +132,15 @@ class ShadowMirror:
     ``start``/``stop`` run in the app's lifespan; ``offer`` is called by the route and never blocks.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        registry: CollectorRegistry,
-        sample: Callable[[], float] = random.random,
-    ) -> None:
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         if settings.shadow_url is None:
             raise ValueError("ShadowMirror needs settings.shadow_url")
         self.url = str(settings.shadow_url).rstrip("/") + "/predict"
         self.sample_rate = settings.shadow_sample_rate
         self.timeout = settings.shadow_timeout_seconds
         self.concurrency = settings.shadow_concurrency
-        self.metrics = ShadowMetrics(registry)
-        self._sample = sample
         self.queue_size = settings.shadow_queue_size
+        self.metrics = ShadowMetrics(registry)
         self._queue: asyncio.Queue[MirroredRequest] | None = None  # made in start(), on the app's loop
         self._pairs: set[tuple[str, str]] = set()
         self._client: httpx.AsyncClient | None = None
@@ -178,7 +168,7 @@ class ShadowMirror:
 
     def offer(self, image: bytes, threshold: float | None, primary: Segmentation, version: str) -> None:
         """Queue this prediction for mirroring if it is sampled; drop it when the queue is full."""
-        if self._queue is None or self._sample() >= self.sample_rate:
+        if self._queue is None or random.random() >= self.sample_rate:
             return
         self.metrics.sampled.inc()
         job = MirroredRequest(
@@ -226,20 +216,17 @@ class ShadowMirror:
             log.warning("shadow answered %s", response.status_code, extra={"shadow_url": self.url})
             return "shadow_error"
         try:
-            mask, has_defect, version = await asyncio.to_thread(
-                read_shadow_answer, response.content, job.mask.shape
-            )
-            scores = await asyncio.to_thread(agreement, job.mask, mask)
+            result = await asyncio.to_thread(compare, job.mask, response.content)
         except ShadowAnswerError as err:
             log.warning("%s", err, extra={"shadow_url": self.url})
             return "shadow_error"
-        primary_version, shadow_version = self._pair(job.version, version)
+        primary_version, shadow_version = self._pair(job.version, result.shadow_version)
         self.metrics.latency.observe(seconds)
         self.metrics.compared.labels(
-            primary_version, shadow_version, _flag(job.has_defect), _flag(has_defect)
+            primary_version, shadow_version, _flag(job.has_defect), _flag(result.shadow_has_defect)
         ).inc()
-        self.metrics.dice.labels(primary_version, shadow_version).observe(scores.dice)
-        self.metrics.iou.labels(primary_version, shadow_version).observe(scores.iou)
+        self.metrics.dice.labels(primary_version, shadow_version).observe(result.dice)
+        self.metrics.iou.labels(primary_version, shadow_version).observe(result.iou)
         return None
 
     def _pair(self, primary: str, shadow: str) -> tuple[str, str]:
