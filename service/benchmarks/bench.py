@@ -4,7 +4,9 @@
 (b) a real ``tilescan-serve`` process on 127.0.0.1, at concurrency 1 and 8, JSON and PNG answers;
 plus the JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issue 4:
 service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5 ms, PNG >= 20x
-smaller than JSON. Load goes to 127.0.0.1 only and is bounded in requests and seconds.
+smaller than JSON. Then the primary's p50 at c=1 with shadow mirroring off and on (issue 8), with
+the drops it counts when the shadow is down. Load goes to 127.0.0.1 only and is bounded in requests
+and seconds.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from prometheus_client.parser import text_string_to_metric_families
 
 from tilescan_shared.image import decode_gray
 from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, Predictor
@@ -138,11 +141,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_service(model: Path, port: int, log: Path) -> subprocess.Popen:
+def start_service(
+    model: Path, port: int, log: Path, extra_env: dict[str, str] | None = None, nice: int = 0
+) -> subprocess.Popen:
     env = {**os.environ, "TILESCAN_MODEL_PATH": str(model), "PORT": str(port), "TILESCAN_HOST": "127.0.0.1"}
+    env.update(extra_env or {})
+    command = [sys.executable, "-m", "tilescan_service.serve"]
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tilescan_service.serve"], env=env, stdout=out, stderr=out
+            ["nice", "-n", str(nice), *command] if nice else command, env=env, stdout=out, stderr=out
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -158,6 +165,119 @@ def start_service(model: Path, port: int, log: Path) -> subprocess.Popen:
         time.sleep(0.1)
     process.terminate()
     sys.exit(f"the service did not become ready in 60 s; see {log}")
+
+
+@dataclass(frozen=True)
+class ShadowCounts:
+    sampled: float = 0.0
+    compared: float = 0.0
+    dropped: dict[str, float] = field(default_factory=dict)
+
+    def __sub__(self, before: ShadowCounts) -> ShadowCounts:
+        return ShadowCounts(
+            self.sampled - before.sampled,
+            self.compared - before.compared,
+            {reason: n - before.dropped.get(reason, 0) for reason, n in self.dropped.items()},
+        )
+
+
+def shadow_counts(port: int, limit_s: float = 30) -> ShadowCounts:
+    """A primary's mirroring counters, read once every sampled request was compared or dropped."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/metrics")
+        sampled, compared, dropped = 0.0, 0.0, {}
+        for family in text_string_to_metric_families(conn.getresponse().read().decode()):
+            for sample in family.samples:
+                if sample.name == "tilescan_shadow_sampled_total":
+                    sampled = sample.value
+                elif sample.name == "tilescan_shadow_compared_total":
+                    compared += sample.value
+                elif sample.name == "tilescan_shadow_dropped_total":
+                    dropped[sample.labels["reason"]] = sample.value
+        conn.close()
+        if compared + sum(dropped.values()) >= sampled or time.monotonic() > deadline:
+            return ShadowCounts(sampled, compared, dropped)
+        time.sleep(0.1)
+
+
+def bench_shadow(
+    model: Path, bodies: list[tuple[bytes, str]], rounds: int, limit_s: float
+) -> tuple[list[Run], dict[str, ShadowCounts], str]:
+    """Primary p50 at c=1 (JSON) with mirroring off, on with the shadow down, on with a live shadow.
+
+    The primaries and the shadows (same model) run at once and the measurements alternate round by
+    round, so drift on the machine hits every variant alike. A shadow here shares the primary's CPUs,
+    which a shadow on its own host would not: one runs at normal priority (its inferences compete
+    with the primary's), one at ``nice 19`` (the primary's work comes first, as with a separate host,
+    while the primary still does the whole mirroring: upload, RLE answer, Dice).
+    """
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    shadow_port, niced_port, down_port = free_port(), free_port(), free_port()  # nothing on down_port
+    variants = {
+        "mirroring off": {},
+        "mirroring on, shadow down": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{down_port}"},
+        "mirroring on, shadow up (nice 19)": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{niced_port}"},
+        "mirroring on, shadow up": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{shadow_port}"},
+    }
+    processes = [
+        start_service(model, shadow_port, tmp / "tilescan-bench-shadow.log"),
+        start_service(model, niced_port, tmp / "tilescan-bench-shadow-niced.log", nice=19),
+    ]
+    ports: dict[str, int] = {}
+    try:
+        for i, (name, env) in enumerate(variants.items()):
+            ports[name] = free_port()
+            processes.append(start_service(model, ports[name], tmp / f"tilescan-bench-primary{i}.log", env))
+        for port in ports.values():
+            bench_http(port, bodies[:8], "json", 1, 1, limit_s)  # warm-up, untimed (and not counted below)
+        warm = {name: shadow_counts(port) for name, port in ports.items()}
+        latencies: dict[str, list[float]] = {name: [] for name in variants}
+        walls = dict.fromkeys(variants, 0.0)
+        errors = dict.fromkeys(variants, 0)
+        for _ in range(rounds):
+            for name, port in ports.items():
+                run = bench_http(port, bodies, "json", 1, 1, limit_s)
+                latencies[name] += run.latencies
+                walls[name] += run.wall
+                errors[name] += run.errors
+        counts = {name: shadow_counts(port) - warm[name] for name, port in ports.items()}
+        report = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "scripts/shadow_report.py"),
+                f"http://127.0.0.1:{ports['mirroring on, shadow up']}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    runs = [
+        Run(f"primary JSON (c=1), {name}", latencies[name], walls[name], errors[name]) for name in variants
+    ]
+    return runs, counts, report
+
+
+def report_shadow(runs: list[Run], counts: dict[str, ShadowCounts], shadow_report: str) -> None:
+    off = runs[0].percentile(50)
+    print("\n| measurement | images | p50 ms | p95 ms | p50 vs off | errors | sampled | compared | dropped |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for run, count in zip(runs, counts.values(), strict=True):
+        drops = ", ".join(f"{reason} {n:.0f}" for reason, n in count.dropped.items() if n) or "0"
+        print(
+            f"| {run.name} | {len(run.latencies)} | {run.percentile(50):.1f} | {run.percentile(95):.1f} "
+            f"| {run.percentile(50) - off:+.1f} ms | {run.errors} | {count.sampled:.0f} "
+            f"| {count.compared:.0f} | {drops} |"
+        )
+    print("\n`make shadow-report` of the primary with the live shadow (same model on both sides):\n")
+    print(shadow_report)
 
 
 def machine() -> str:
@@ -181,6 +301,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48, help="test tiles to use")
     parser.add_argument("--rounds", type=int, default=2, help="passes over the tiles per measurement")
     parser.add_argument("--limit-s", type=float, default=90, help="time cap per HTTP measurement")
+    parser.add_argument("--shadow-only", action="store_true", help="only the shadow mirroring comparison")
     args = parser.parse_args()
 
     tiles = load_test_tiles(args.images)
@@ -188,6 +309,9 @@ def main() -> None:
     bodies = [multipart(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
     sizes = [gray.shape for gray in arrays]
     print(f"{len(tiles)} test tiles, {min(sizes)} .. {max(sizes)} px; machine: {machine()}", flush=True)
+    if args.shadow_only:
+        report_shadow(*bench_shadow(args.model, bodies, args.rounds, args.limit_s))
+        return
 
     direct = bench_direct(args.model, arrays, args.rounds)
     port = free_port()
@@ -210,6 +334,7 @@ def main() -> None:
         service.wait(timeout=30)
 
     report(runs, response_sizes)
+    report_shadow(*bench_shadow(args.model, bodies, args.rounds, args.limit_s))
 
 
 def report(runs: list[Run], sizes: dict[str, list[int]]) -> None:
