@@ -39,6 +39,7 @@ serve: $(SERVE_STAMP)  ## run the API on 127.0.0.1:8000 (PORT=8080 make serve to
 	$(BIN)/tilescan-serve
 
 bench: $(SERVE_STAMP)  ## time onnxruntime vs the HTTP service on the test images (docs/benchmarks.md)
+	$(PIP) onnx  # the shadow comparison's cheap shadow is tilescan_shared.testing's tiny model
 	$(BIN)/python service/benchmarks/bench.py
 
 URL ?= http://127.0.0.1:8000

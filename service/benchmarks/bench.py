@@ -142,14 +142,13 @@ def free_port() -> int:
 
 
 def start_service(
-    model: Path, port: int, log: Path, extra_env: dict[str, str] | None = None, nice: int = 0
+    model: Path, port: int, log: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen:
     env = {**os.environ, "TILESCAN_MODEL_PATH": str(model), "PORT": str(port), "TILESCAN_HOST": "127.0.0.1"}
     env.update(extra_env or {})
-    command = [sys.executable, "-m", "tilescan_service.serve"]
     with open(log, "w") as out:
         process = subprocess.Popen(
-            ["nice", "-n", str(nice), *command] if nice else command, env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "tilescan_service.serve"], env=env, stdout=out, stderr=out
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -202,28 +201,38 @@ def shadow_counts(port: int, limit_s: float = 30) -> ShadowCounts:
         time.sleep(0.1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def bench_shadow(
     model: Path, bodies: list[tuple[bytes, str]], rounds: int, limit_s: float
-) -> tuple[list[Run], dict[str, ShadowCounts], str]:
+) -> tuple[list[Run], dict[str, float], dict[str, ShadowCounts], list[str]]:
     """Primary p50 at c=1 (JSON) with mirroring off, on with the shadow down, on with a live shadow.
 
-    The primaries and the shadows (same model) run at once and the measurements alternate round by
-    round, so drift on the machine hits every variant alike. A shadow here shares the primary's CPUs,
-    which a shadow on its own host would not: one runs at normal priority (its inferences compete
-    with the primary's), one at ``nice 19`` (the primary's work comes first, as with a separate host,
-    while the primary still does the whole mirroring: upload, RLE answer, Dice).
+    All primaries and shadows run at once and the measurements alternate round by round, so drift
+    on the machine hits every variant alike. A shadow on this machine shares the primary's CPUs,
+    which a shadow on its own host would not, so there are two live shadows: the same model (its
+    inferences compete with the primary's for the cores) and ``tilescan_shared.testing``'s tiny
+    model (a different decision rule whose inference costs next to nothing), which leaves the
+    primary's own mirroring cost: sampling, queueing, the upload, reading the RLE answer, Dice.
     """
+    from tilescan_shared.testing import write_tiny_model  # needs onnx (the test extra)
+
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    shadow_port, niced_port, down_port = free_port(), free_port(), free_port()  # nothing on down_port
+    tiny = write_tiny_model(tmp / "tilescan-bench-tiny.onnx", version="tiny-shadow")
+    same_port, tiny_port, down_port = free_port(), free_port(), free_port()  # nothing on down_port
     variants = {
         "mirroring off": {},
         "mirroring on, shadow down": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{down_port}"},
-        "mirroring on, shadow up (nice 19)": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{niced_port}"},
-        "mirroring on, shadow up": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{shadow_port}"},
+        "mirroring on, tiny-model shadow": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{tiny_port}"},
+        "mirroring on, same-model shadow": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{same_port}"},
     }
     processes = [
-        start_service(model, shadow_port, tmp / "tilescan-bench-shadow.log"),
-        start_service(model, niced_port, tmp / "tilescan-bench-shadow-niced.log", nice=19),
+        start_service(model, same_port, tmp / "tilescan-bench-shadow.log"),
+        start_service(tiny, tiny_port, tmp / "tilescan-bench-shadow-tiny.log"),
     ]
     ports: dict[str, int] = {}
     try:
@@ -233,6 +242,8 @@ def bench_shadow(
         for port in ports.values():
             bench_http(port, bodies[:8], "json", 1, 1, limit_s)  # warm-up, untimed (and not counted below)
         warm = {name: shadow_counts(port) for name, port in ports.items()}
+        pids = dict(zip(variants, (process.pid for process in processes[2:]), strict=True))
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         latencies: dict[str, list[float]] = {name: [] for name in variants}
         walls = dict.fromkeys(variants, 0.0)
         errors = dict.fromkeys(variants, 0)
@@ -242,18 +253,19 @@ def bench_shadow(
                 latencies[name] += run.latencies
                 walls[name] += run.wall
                 errors[name] += run.errors
-        counts = {name: shadow_counts(port) - warm[name] for name, port in ports.items()}
-        report = subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "scripts/shadow_report.py"),
-                f"http://127.0.0.1:{ports['mirroring on, shadow up']}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
+        counts = {name: shadow_counts(port) - warm[name] for name, port in ports.items()}  # drains
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        reports = [
+            subprocess.run(
+                [sys.executable, str(REPO / "scripts/shadow_report.py"), f"http://127.0.0.1:{ports[name]}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+            for name in variants
+            if name.endswith("-model shadow")
+        ]
     finally:
         for process in processes:
             process.terminate()
@@ -262,22 +274,30 @@ def bench_shadow(
     runs = [
         Run(f"primary JSON (c=1), {name}", latencies[name], walls[name], errors[name]) for name in variants
     ]
-    return runs, counts, report
+    return runs, cpu, counts, reports
 
 
-def report_shadow(runs: list[Run], counts: dict[str, ShadowCounts], shadow_report: str) -> None:
-    off = runs[0].percentile(50)
-    print("\n| measurement | images | p50 ms | p95 ms | p50 vs off | errors | sampled | compared | dropped |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for run, count in zip(runs, counts.values(), strict=True):
+def report_shadow(
+    runs: list[Run], cpu: dict[str, float], counts: dict[str, ShadowCounts], shadow_reports: list[str]
+) -> None:
+    """Latency, and the primary's own CPU time per image: what neighbours on the machine skew least."""
+    cpu_ms = [
+        seconds * 1000 / max(len(run.latencies), 1) for run, seconds in zip(runs, cpu.values(), strict=True)
+    ]
+    print(
+        "\n| measurement | images | p50 ms | p95 ms | p50 vs off | primary CPU ms/image | vs off "
+        "| errors | sampled | compared | dropped |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for run, ms, count in zip(runs, cpu_ms, counts.values(), strict=True):
         drops = ", ".join(f"{reason} {n:.0f}" for reason, n in count.dropped.items() if n) or "0"
         print(
             f"| {run.name} | {len(run.latencies)} | {run.percentile(50):.1f} | {run.percentile(95):.1f} "
-            f"| {run.percentile(50) - off:+.1f} ms | {run.errors} | {count.sampled:.0f} "
-            f"| {count.compared:.0f} | {drops} |"
+            f"| {run.percentile(50) - runs[0].percentile(50):+.1f} ms | {ms:.1f} | {ms - cpu_ms[0]:+.1f} ms "
+            f"| {run.errors} | {count.sampled:.0f} | {count.compared:.0f} | {drops} |"
         )
-    print("\n`make shadow-report` of the primary with the live shadow (same model on both sides):\n")
-    print(shadow_report)
+    for shadow_report in shadow_reports:
+        print(f"\n`make shadow-report` {shadow_report}")
 
 
 def machine() -> str:
