@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tilescan_service.config import Settings
@@ -259,9 +260,8 @@ def test_sample_rate_zero_mirrors_nothing(models: tuple[Path, Path], encoder: Ca
     assert set(dropped(metrics).values()) == {0}
 
 
-def test_without_a_shadow_url_there_are_no_shadow_series(client: object) -> None:
-    text = client.get("/metrics").text  # type: ignore[attr-defined]
-    assert "tilescan_shadow_" not in text
+def test_without_a_shadow_url_there_are_no_shadow_series(client: TestClient) -> None:
+    assert "tilescan_shadow_" not in client.get("/metrics").text
 
 
 def test_version_labels_stay_bounded(models: tuple[Path, Path]) -> None:
