@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
 from tilescan_service.shadow import (
+    DOWN_RETRY_SECONDS,
     MAX_VERSION_PAIRS,
     OTHER,
     Comparison,
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 # The tiny model's probability is pixel / 255: 255 -> 1.0, GRAY -> 0.78, the background 20 -> 0.08.
 GRAY = 200
 PRIMARY_THRESHOLD, SHADOW_THRESHOLD = 0.5, 0.9
+PAIR = {"primary_version": "prim0001", "shadow_version": "shad0001"}
 
 
 def tile(bright: bool, gray: bool) -> np.ndarray:
@@ -46,15 +48,24 @@ def tile(bright: bool, gray: bool) -> np.ndarray:
     return img
 
 
-@contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """A real uvicorn server in a thread on a free port; yields its base URL once /readyz is 200."""
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    )
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        server.config.port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(settings: Settings, port: int | None = None) -> Iterator[str]:
+    """A real uvicorn server in a thread (on a free port by default); yields its URL once /readyz is 200."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port or free_port(),
+            log_level="warning",
+            access_log=False,
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base_url = f"http://127.0.0.1:{server.config.port}"
@@ -133,7 +144,7 @@ def test_agreement_of_two_decision_rules_is_recorded_and_reported(
         (tile(bright=False, gray=True), {}, 100, 0, 0),  # only the primary calls it a defect
         (tile(bright=True, gray=True), {"threshold": 0.3}, 400, 400, 400),  # threshold goes along too
     ]
-    pair = {"primary_version": "prim0001", "shadow_version": "shad0001"}
+    pair = PAIR
     with (
         serve(Settings(model_path=shadow_model, log_level="WARNING")) as shadow_url,
         serve(primary_settings(primary_model, shadow_url)) as primary_url,
@@ -196,16 +207,19 @@ def test_agreement_of_two_decision_rules_is_recorded_and_reported(
 def test_shadow_down_never_fails_the_primary_and_drops_are_counted(
     models: tuple[Path, Path], encoder: Callable[..., bytes]
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        down_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    with serve(primary_settings(models[0], down_url)) as primary_url:
+    shadow_port = free_port()  # nobody listens there yet
+    with serve(primary_settings(models[0], f"http://127.0.0.1:{shadow_port}")) as primary_url:
         for _ in range(5):
             answer = predict(primary_url, encoder, tile(bright=True, gray=True))
             assert answer.status_code == 200
             assert answer.json()["defect_pixels"] == 400
         wait_for(lambda: dropped(scrape(primary_url))["shadow_down"] == 5)
         metrics = scrape(primary_url)
+        # The shadow comes up: once DOWN_RETRY_SECONDS have passed, mirroring resumes by itself.
+        with serve(Settings(model_path=models[1], log_level="WARNING"), port=shadow_port):
+            time.sleep(DOWN_RETRY_SECONDS)
+            assert predict(primary_url, encoder, tile(bright=True, gray=True)).status_code == 200
+            wait_for(lambda: value(scrape(primary_url), "tilescan_shadow_dice_count", **PAIR) == 1)
     assert value(metrics, "tilescan_shadow_sampled_total") == 5
     assert value(metrics, "tilescan_http_requests_total", route="/predict", method="POST", status="200") == 5
 
@@ -249,9 +263,7 @@ def test_an_error_answer_is_dropped_as_shadow_error(
 
 
 def test_sample_rate_zero_mirrors_nothing(models: tuple[Path, Path], encoder: Callable[..., bytes]) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        down_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    down_url = f"http://127.0.0.1:{free_port()}"
     with serve(primary_settings(models[0], down_url, shadow_sample_rate=0)) as primary_url:
         for _ in range(3):
             assert predict(primary_url, encoder, tile(bright=True, gray=False)).status_code == 200
