@@ -170,6 +170,11 @@ class ShadowMirror:
             await self._client.aclose()
             self._client = None
 
+    async def drained(self) -> None:
+        """Wait until every queued request was compared or dropped."""
+        if self._queue is not None:
+            await self._queue.join()
+
     def offer(self, image: bytes, threshold: float | None, primary: Segmentation, version: str) -> None:
         """Queue this prediction for mirroring if it is sampled; drop it when the queue is full."""
         if self._queue is None or random.random() >= self.sample_rate:
