@@ -16,7 +16,7 @@ DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml servic
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 
-.PHONY: help install serve bench test test-fast lint train report gate docker-smoke models rollback
+.PHONY: help install serve bench test test-fast lint train report gate docker-smoke models rollback shadow-report
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,7 +39,12 @@ serve: $(SERVE_STAMP)  ## run the API on 127.0.0.1:8000 (PORT=8080 make serve to
 	$(BIN)/tilescan-serve
 
 bench: $(SERVE_STAMP)  ## time onnxruntime vs the HTTP service on the test images (docs/benchmarks.md)
+	$(PIP) onnx  # the shadow comparison's cheap shadow is tilescan_shared.testing's tiny model
 	$(BIN)/python service/benchmarks/bench.py
+
+URL ?= http://127.0.0.1:8000
+shadow-report: $(SERVE_STAMP)  ## summarise the shadow comparison of the primary service at URL (its /metrics)
+	$(BIN)/python scripts/shadow_report.py "$(URL)"
 
 test: $(DEV_STAMP)  ## run every test (unit, integration, browser; installs Debian's chromium if missing)
 	scripts/ensure_chromium.sh

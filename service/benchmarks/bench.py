@@ -9,13 +9,15 @@ the accepted ones, and the answer to the first request after the overload;
 plus the JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issues 4 and 9:
 service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5 ms, PNG >= 20x
 smaller than JSON, CPU overhead <= 3 ms per tile, goodput at 64 connections >= 0.9 x capacity at 8
-with the accepted requests' p99 <= (queue places + 1) x the single-request time. Load goes to
-127.0.0.1 only and is bounded in requests and seconds.
+with the accepted requests' p99 <= (queue places + 1) x the single-request time. Then the
+primary's p50 at c=1 with shadow mirroring off and on (issue 8), with the drops it counts when the
+shadow is down. Load goes to 127.0.0.1 only and is bounded in requests and seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import http.client
 import io
@@ -28,12 +30,14 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from tilescan_shared.image import decode_gray
 from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, Predictor
@@ -355,6 +359,169 @@ def big_image_memory(model: Path, fmt: str = "png", image: str = "png16", at_onc
     return MemoryRun(case, sorted(statuses), before / 1000, *growth, seconds)
 
 
+@dataclass(frozen=True)
+class ShadowCounts:
+    sampled: float = 0.0
+    compared: float = 0.0
+    dropped: dict[str, float] = field(default_factory=dict)
+
+    def __sub__(self, before: ShadowCounts) -> ShadowCounts:
+        return ShadowCounts(
+            self.sampled - before.sampled,
+            self.compared - before.compared,
+            {reason: n - before.dropped.get(reason, 0) for reason, n in self.dropped.items()},
+        )
+
+
+def shadow_counts(port: int, limit_s: float = 30) -> ShadowCounts:
+    """A primary's mirroring counters, read once every sampled request was compared or dropped."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/metrics")
+        sampled, compared, dropped = 0.0, 0.0, {}
+        for family in text_string_to_metric_families(conn.getresponse().read().decode()):
+            for sample in family.samples:
+                if sample.name == "tilescan_shadow_sampled_total":
+                    sampled = sample.value
+                elif sample.name == "tilescan_shadow_compared_total":
+                    compared += sample.value
+                elif sample.name == "tilescan_shadow_dropped_total":
+                    dropped[sample.labels["reason"]] = sample.value
+        conn.close()
+        if compared + sum(dropped.values()) >= sampled or time.monotonic() > deadline:
+            return ShadowCounts(sampled, compared, dropped)
+        time.sleep(0.1)
+
+
+async def mirror_cpu_ms(shadow_url: str, tiles: list[tuple[str, bytes]], rounds: int) -> float:
+    """The primary's CPU ms per mirrored request, measured in this process on the primary's code path.
+
+    A ``ShadowMirror`` as the service runs it (same settings) sends every tile to ``shadow_url`` and
+    compares the answers with a mask of the tile's size; nothing else runs in this process meanwhile.
+    """
+    from tilescan_service.config import Settings
+    from tilescan_service.shadow import ShadowMirror
+    from tilescan_shared.masks import Segmentation
+
+    masks = [Segmentation(np.zeros(decode_gray(data).shape, dtype=np.uint8), []) for _, data in tiles]
+    settings = Settings(shadow_url=shadow_url, shadow_queue_size=len(tiles) * rounds)
+    mirror = ShadowMirror(settings, CollectorRegistry())
+    await mirror.start()
+    try:
+        started = time.process_time()
+        for _ in range(rounds):
+            for (_, data), mask in zip(tiles, masks, strict=True):
+                mirror.offer(data, None, mask, "primary")
+        await mirror.drained()
+        return (time.process_time() - started) * 1000 / (len(tiles) * rounds)
+    finally:
+        await mirror.stop()
+
+
+def bench_shadow(
+    model: Path, tiles: list[tuple[str, bytes]], bodies: list[tuple[bytes, str]], rounds: int, limit_s: float
+) -> tuple[list[Run], dict[str, float], dict[str, ShadowCounts], list[str], float]:
+    """Primary p50 at c=1 (JSON) with mirroring off, on with the shadow down, on with a live shadow.
+
+    All primaries and shadows run at once and the measurements alternate round by round, so drift
+    on the machine hits every variant alike. A shadow on this machine shares the primary's CPUs,
+    which a shadow on its own host would not, so there are two live shadows: the same model (its
+    inferences compete with the primary's for the cores) and ``tilescan_shared.testing``'s tiny
+    model (a different decision rule whose inference costs next to nothing), which leaves the
+    primary's own mirroring cost: sampling, queueing, the upload, reading the RLE answer, Dice.
+    """
+    from tilescan_shared.testing import write_tiny_model  # needs onnx (the test extra)
+
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    tiny = write_tiny_model(tmp / "tilescan-bench-tiny.onnx", version="tiny-shadow")
+    same_port, tiny_port, down_port = free_port(), free_port(), free_port()  # nothing on down_port
+    variants = {
+        "mirroring off": {},
+        "mirroring on, shadow down": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{down_port}"},
+        "mirroring on, tiny-model shadow": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{tiny_port}"},
+        "mirroring on, same-model shadow": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{same_port}"},
+    }
+    processes = [
+        start_service(model, same_port, tmp / "tilescan-bench-shadow.log"),
+        start_service(tiny, tiny_port, tmp / "tilescan-bench-shadow-tiny.log"),
+    ]
+    ports: dict[str, int] = {}
+    try:
+        for i, (name, env) in enumerate(variants.items()):
+            ports[name] = free_port()
+            processes.append(start_service(model, ports[name], tmp / f"tilescan-bench-primary{i}.log", **env))
+        pids = dict(zip(variants, (process.pid for process in processes[2:]), strict=True))
+        for name, port in ports.items():  # warm-up, untimed (and not counted below)
+            bench_http(port, bodies[:8], "json", 1, 1, limit_s, pids[name])
+        warm = {name: shadow_counts(port) for name, port in ports.items()}
+        cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
+        latencies: dict[str, list[float]] = {name: [] for name in variants}
+        walls = dict.fromkeys(variants, 0.0)
+        errors = dict.fromkeys(variants, 0)
+        for _ in range(rounds):
+            for name, port in ports.items():
+                run = bench_http(port, bodies, "json", 1, 1, limit_s, pids[name])
+                latencies[name] += run.latencies
+                walls[name] += run.wall
+                errors[name] += run.errors
+        counts = {name: shadow_counts(port) - warm[name] for name, port in ports.items()}  # drains
+        cpu = {name: process_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
+        asyncio.run(mirror_cpu_ms(f"http://127.0.0.1:{tiny_port}", tiles[:8], 1))  # warm-up
+        mirror_ms = asyncio.run(mirror_cpu_ms(f"http://127.0.0.1:{tiny_port}", tiles, rounds))
+        reports = [
+            subprocess.run(
+                [sys.executable, str(REPO / "scripts/shadow_report.py"), f"http://127.0.0.1:{ports[name]}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+            for name in variants
+            if name.endswith("-model shadow")
+        ]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    runs = [
+        Run(f"primary JSON (c=1), {name}", latencies[name], walls[name], errors[name]) for name in variants
+    ]
+    return runs, cpu, counts, reports, mirror_ms
+
+
+def report_shadow(
+    runs: list[Run],
+    cpu: dict[str, float],
+    counts: dict[str, ShadowCounts],
+    shadow_reports: list[str],
+    mirror_ms: float,
+) -> None:
+    """Latency, and the primary's own CPU time per image: what neighbours on the machine skew least."""
+    cpu_ms = [
+        seconds * 1000 / max(len(run.latencies), 1) for run, seconds in zip(runs, cpu.values(), strict=True)
+    ]
+    print(
+        "\n| measurement | images | p50 ms | p95 ms | p50 vs off | primary CPU ms/image | vs off "
+        "| errors | sampled | compared | dropped |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for run, ms, count in zip(runs, cpu_ms, counts.values(), strict=True):
+        drops = ", ".join(f"{reason} {n:.0f}" for reason, n in count.dropped.items() if n) or "0"
+        print(
+            f"| {run.name} | {len(run.latencies)} | {run.percentile(50):.1f} | {run.percentile(95):.1f} "
+            f"| {run.percentile(50) - runs[0].percentile(50):+.1f} ms | {ms:.1f} | {ms - cpu_ms[0]:+.1f} ms "
+            f"| {run.errors} | {count.sampled:.0f} | {count.compared:.0f} | {drops} |"
+        )
+    print(
+        f"\nThe primary's own mirroring work, measured alone against the tiny-model shadow: "
+        f"{mirror_ms:.2f} CPU ms a mirrored request (the upload, reading the answer, Dice)"
+    )
+    for shadow_report in shadow_reports:
+        print(f"\n`make shadow-report` {shadow_report}")
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
@@ -377,6 +544,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="passes over the tiles per measurement")
     parser.add_argument("--limit-s", type=float, default=90, help="time cap per HTTP measurement")
     parser.add_argument("--load-s", type=float, default=15, help="seconds of each overload measurement")
+    parser.add_argument("--shadow-only", action="store_true", help="only the shadow mirroring comparison")
     args = parser.parse_args()
 
     tiles = load_test_tiles(args.images)
@@ -384,6 +552,9 @@ def main() -> None:
     bodies = [multipart(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
     sizes = [gray.shape for gray in arrays]
     print(f"{len(tiles)} test tiles, {min(sizes)} .. {max(sizes)} px; machine: {machine()}", flush=True)
+    if args.shadow_only:
+        report_shadow(*bench_shadow(args.model, tiles, bodies, args.rounds, args.limit_s))
+        return
 
     direct = bench_direct(args.model, arrays, args.rounds)
     port = free_port()
@@ -425,6 +596,7 @@ def main() -> None:
             big_image_memory(args.model, "png", "float-tiff", at_once=3),
         ]
     )
+    report_shadow(*bench_shadow(args.model, tiles, bodies, args.rounds, args.limit_s))
 
 
 def bench_cpu(

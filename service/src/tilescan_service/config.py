@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, AnyHttpUrl, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     port: Annotated[
         int, Field(ge=1, le=65535, validation_alias=AliasChoices("port", "PORT", "TILESCAN_PORT"))
     ] = 8000
+
+    # Shadow comparison (tilescan_service.shadow): mirror a share of /predict to another service.
+    shadow_url: AnyHttpUrl | None = None  # its base URL; unset = no mirroring
+    shadow_sample_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    shadow_queue_size: Annotated[int, Field(ge=1)] = 8  # mirrored uploads held in memory at most
+    shadow_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    shadow_concurrency: Annotated[int, Field(ge=1)] = 2
 
     @field_validator("cors_origins", mode="before")
     @classmethod

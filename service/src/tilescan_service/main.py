@@ -20,6 +20,7 @@ from tilescan_service.observability.logs import configure_logging
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.observability.middleware import RequestContextMiddleware
 from tilescan_service.routes import health, metrics, model, page, predict
+from tilescan_service.shadow import ShadowMirror
 
 
 @asynccontextmanager
@@ -33,7 +34,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     watcher = ModelWatcher(engine, settings.model_path, settings.model_watch_interval)
     loading = asyncio.create_task(asyncio.to_thread(engine.load))
     watching = asyncio.create_task(watcher.run(loading)) if settings.model_watch_interval > 0 else None
+    shadow: ShadowMirror | None = app.state.shadow
+    if shadow is not None:
+        await shadow.start()
     yield
+    if shadow is not None:
+        await shadow.stop()
     if watching is not None:
         watching.cancel()
     await loading
@@ -59,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = service_metrics
     app.state.engine = Engine(settings, service_metrics)
     app.state.draining = False  # set on SIGTERM by tilescan_service.serve: /readyz answers 503
+    app.state.shadow = ShadowMirror(settings, service_metrics.registry) if settings.shadow_url else None
 
     for router in (predict.router, health.router, model.router, metrics.router, page.router):
         app.include_router(router)

@@ -88,6 +88,8 @@ async def predict(
     """Predict the defect mask of one tile photo (multipart field `image`)."""
     data = await read_upload(image, settings.max_upload_bytes)
     prediction = await engine.predict(data, threshold)
+    if (shadow := request.app.state.shadow) is not None:  # queues at most; never waits for the shadow
+        shadow.offer(data, threshold, prediction.segmentation, prediction.model.version)
     fmt = choose_format(output_format, request.headers.get("accept"))
     return await asyncio.to_thread(render, prediction, fmt)
 
