@@ -16,7 +16,7 @@ DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml servic
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 
-.PHONY: help install serve bench test test-fast lint train report gate docker-smoke
+.PHONY: help install serve bench test test-fast lint train report gate docker-smoke scale-smoke
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,5 +65,9 @@ report: $(DEV_STAMP)  ## write report.md: workspace vs BASE (git rev, default HE
 gate: $(DEV_STAMP)  ## exit 0 if the workspace model may replace BASE's (rules: params.yaml promote:)
 	$(BIN)/python -m tilescan_training.promotion.gate --base "$(BASE)"
 
-docker-smoke: $(DEV_STAMP)  ## build docker/service.Dockerfile, run it, check /readyz, /model, /predict (root)
+docker-smoke: $(DEV_STAMP)  ## build docker/service.Dockerfile, compose up `api`, check /readyz, /model, /predict (root)
 	PYTHON=$(BIN)/python scripts/docker_smoke.sh
+
+# SIGNAL=KILL: the replica stopped under load is killed instead of drained. REPLICAS=N: how many.
+scale-smoke: $(DEV_STAMP)  ## compose `scale` profile: replicas behind HAProxy; stop one, roll a model, 0 failed (root)
+	PYTHON=$(BIN)/python scripts/scale_smoke.sh

@@ -124,7 +124,7 @@ def main() -> None:
         for thread in threads:
             thread.join()
         ok = sum(status == 200 for status, _ in results)
-        print(f"drain: SIGTERM with {admitted} admitted -> exit after {drain:.2f} s, {ok}/{admitted} answered 200")
+        print(f"drain: SIGTERM with {admitted} admitted -> exit after {drain:.2f} s, {ok} answered 200")
     finally:
         if server.poll() is None:
             server.kill()
