@@ -47,13 +47,16 @@ test: $(DEV_STAMP)  ## run every test (unit, integration, browser)
 test-fast: $(DEV_STAMP)  ## run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(DEV_STAMP)  ## ruff, actionlint (workflows), hadolint (Dockerfiles), compose schema
+lint: $(DEV_STAMP)  ## ruff, actionlint, shellcheck, hadolint, compose schema, k8s overlays (strict schema)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/actionlint  # finds shellcheck on PATH for `run:` steps
-	$(BIN)/shellcheck scripts/*.sh
+	$(BIN)/shellcheck scripts/*.sh scripts/lib/*.sh
 	$(BIN)/hadolint docker/*.Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	for overlay in deploy/k8s/overlays/*/; do \
+	  $(BIN)/kubectl kustomize "$$overlay" | $(BIN)/kubernetes-validate --strict --quiet - || exit 1; \
+	done
 
 train: $(DEV_STAMP)  ## reproduce the DVC pipeline (ingest -> split -> train -> export -> evaluate)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro

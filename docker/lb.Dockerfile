@@ -6,9 +6,10 @@ FROM ${BASE_IMAGE}
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends haproxy \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10002 --no-create-home --shell /usr/sbin/nologin lb
 COPY docker/haproxy.cfg /etc/haproxy/haproxy.cfg
-USER haproxy
+USER 10002
 EXPOSE 8080 8404
 # -W: master-worker, -db: stay in the foreground and log to stdout (the container's log).
 CMD ["haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg"]
