@@ -16,7 +16,7 @@ DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml servic
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 
-.PHONY: help install serve bench test test-fast lint train report gate docker-smoke scale-smoke
+.PHONY: help install serve bench test test-fast lint train report gate docker-smoke scale-smoke gpu-check
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,3 +74,6 @@ docker-smoke: $(DEV_STAMP)  ## build docker/service.Dockerfile, compose up `api`
 # SIGNAL=KILL: the replica stopped under load is killed instead of drained. REPLICAS=N: how many.
 scale-smoke: $(DEV_STAMP)  ## compose `scale` profile: replicas behind HAProxy; stop one, roll a model, 0 failed (root)
 	PYTHON=$(BIN)/python scripts/scale_smoke.sh
+
+gpu-check: $(DEV_STAMP)  ## on a GPU box: build the GPU image, CUDA provider, CPU/GPU mask parity, smoke test
+	PYTHON=$(BIN)/python scripts/gpu_check.sh
