@@ -16,7 +16,7 @@ DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml servic
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 
-.PHONY: help install serve bench test test-fast lint train report gate docker-smoke models rollback shadow-report
+.PHONY: help install serve bench test test-fast lint train report gate docker-smoke models rollback shadow-report scale-smoke gpu-check
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,13 +53,16 @@ test: $(DEV_STAMP)  ## run every test (unit, integration, browser; installs Debi
 test-fast: $(DEV_STAMP)  ## run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(DEV_STAMP)  ## ruff, actionlint (workflows), hadolint (Dockerfiles), compose schema
+lint: $(DEV_STAMP)  ## ruff, actionlint, shellcheck, hadolint, compose schema, k8s overlays (strict schema)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/actionlint  # finds shellcheck on PATH for `run:` steps
-	$(BIN)/shellcheck scripts/*.sh
+	$(BIN)/shellcheck scripts/*.sh scripts/lib/*.sh
 	$(BIN)/hadolint docker/*.Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	for overlay in deploy/k8s/overlays/*/; do \
+	  $(BIN)/kubectl kustomize "$$overlay" | $(BIN)/kubernetes-validate --strict --quiet - || exit 1; \
+	done
 
 train: $(DEV_STAMP)  ## reproduce the DVC pipeline (ingest -> split -> train -> export -> evaluate)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
@@ -71,7 +74,7 @@ report: $(DEV_STAMP)  ## write report.md: workspace vs BASE (git rev, default HE
 gate: $(DEV_STAMP)  ## exit 0 if the workspace model may replace BASE's (rules: params.yaml promote:)
 	$(BIN)/python -m tilescan_training.promotion.gate --base "$(BASE)"
 
-docker-smoke: $(DEV_STAMP)  ## build docker/service.Dockerfile, run it, check /readyz, /model, /predict (root)
+docker-smoke: $(DEV_STAMP)  ## build docker/service.Dockerfile, compose up `api`, check /readyz, /model, /predict (root)
 	PYTHON=$(BIN)/python scripts/docker_smoke.sh
 
 models: $(DEV_STAMP)  ## the model registry (GTO tags): versions, the stages they hold, their test metrics
@@ -80,3 +83,10 @@ models: $(DEV_STAMP)  ## the model registry (GTO tags): versions, the stages the
 rollback: $(DEV_STAMP)  ## put VERSION back in prod, no rebuild: VERSION=v0.3.0 APP= IMAGE_REPO= HEROKU_API_KEY=
 	@test -n "$(VERSION)" || { echo "usage: make rollback VERSION=v0.3.0 (see make models)"; exit 2; }
 	PYTHON=$(BIN)/python scripts/rollback.sh "$(VERSION)"
+
+# SIGNAL=KILL: the replica stopped under load is killed instead of drained. REPLICAS=N: how many.
+scale-smoke: $(DEV_STAMP)  ## compose `scale` profile: replicas behind HAProxy; stop one, roll a model, 0 failed (root)
+	PYTHON=$(BIN)/python scripts/scale_smoke.sh
+
+gpu-check: $(DEV_STAMP)  ## on a GPU box: build the GPU image, CUDA provider, CPU/GPU mask parity, smoke test
+	PYTHON=$(BIN)/python scripts/gpu_check.sh
