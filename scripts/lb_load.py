@@ -15,12 +15,11 @@ import json
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from smoke_test import load_tile
+from smoke_test import load_tile, multipart_png
 
 
 class Tally:
@@ -87,16 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     png, size, _ = load_tile(None, args.examples)
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="tile.png"\r\n'
-            "Content-Type: image/png\r\n\r\n"
-        ).encode()
-        + png
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    upload = Upload(body, f"multipart/form-data; boundary={boundary}", size)
+    upload = Upload(*multipart_png(png), size)
 
     tally = Tally(args.progress_file)
     stop = threading.Event()

@@ -110,7 +110,8 @@ def get_json(url: str, timeout: float) -> dict[str, Any]:
     return json.loads(body)
 
 
-def predict(url: str, png: bytes, timeout: float) -> dict[str, Any]:
+def multipart_png(png: bytes) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body with ``png`` as the ``image`` field, and its Content-Type."""
     boundary = uuid.uuid4().hex
     body = (
         (
@@ -120,10 +121,15 @@ def predict(url: str, png: bytes, timeout: float) -> dict[str, Any]:
         + png
         + f"\r\n--{boundary}--\r\n".encode()
     )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def predict(url: str, png: bytes, timeout: float) -> dict[str, Any]:
+    body, content_type = multipart_png(png)
     req = urllib.request.Request(
         f"{url}/predict?format=json",
         data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": "application/json"},
+        headers={"Content-Type": content_type, "Accept": "application/json"},
         method="POST",
     )
     status, answer = _request(req, timeout)
