@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 
 import gto.api
@@ -138,9 +139,21 @@ def register_dev(push: bool) -> str:
 def assign(stage: str, version: str, push: bool) -> None:
     """Assign ``stage`` to ``version`` (already registered); a rollback is an assignment too."""
     _version(version)
+    _after_last_assignment(stage)
     gto.api.assign(".", ARTIFACT, stage, version=version)
     if push:
         push_tags()
+
+
+def _after_last_assignment(stage: str) -> None:
+    """Wait until the clock is past the second of ``stage``'s latest assignment tag.
+
+    gto resolves a stage to its latest assignment by the tags' dates, which have one-second
+    resolution: two assignments in the same second would leave the order to chance.
+    """
+    dates = git("for-each-ref", "--format=%(taggerdate:unix)", f"refs/tags/{ARTIFACT}#{stage}#*").split()
+    if dates:
+        time.sleep(max(0.0, max(map(int, dates)) + 1 - time.time()))
 
 
 def stage_commit(stage: str) -> str:
