@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     model_watch_interval: Annotated[float, Field(ge=0)] = 2.0
 
     max_upload_bytes: Annotated[int, Field(ge=1)] = 20 * MiB
-    max_image_pixels: Annotated[int, Field(ge=1)] = 40_000_000
+    # The model runs at native resolution, so its memory grows with the area: +567 MB peak at 2 Mpx
+    # (+944 MB at 4 Mpx; a 36 Mpx image took 8 GB and over 30 s). 2 Mpx is 7x the largest tile.
+    max_image_pixels: Annotated[int, Field(ge=1)] = 2_000_000
     # Inferences run at once. One is right for CPU: a single session already uses every core.
     inference_concurrency: Annotated[int, Field(ge=1)] = 1
     # Requests allowed to wait for an inference slot; beyond that the service answers 503.

@@ -151,7 +151,7 @@ _ERROR_DOCS: dict[int, dict[str, Any]] = {
             ("payload_too_large", "the upload is larger than the limit of 20971520 bytes"),
             (
                 "image_too_large",
-                "the image has 10000x10000 = 100000000 pixels, more than the limit of 40000000",
+                "the image has 10000x10000 = 100000000 pixels, more than the limit of 2000000",
             ),
         ),
     },

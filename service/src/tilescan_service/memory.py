@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 # Images from this size on are worth a trim (a few ms); smaller ones leave little behind, and the
 # next request reuses it.
-BIG_IMAGE_PIXELS = 4_000_000
+BIG_IMAGE_PIXELS = 1_000_000
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

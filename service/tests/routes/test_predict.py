@@ -263,7 +263,7 @@ def _gif() -> bytes:
         (upload(b""), 400, "empty_file", "empty"),
         (upload(b"GIF? no: plain text"), 400, "invalid_image", "not a readable image"),
         (upload(_noise_png()[:3000]), 400, "invalid_image", "truncated"),
-        (upload(_huge_png()), 413, "image_too_large", "more than the limit of 40000000"),
+        (upload(_huge_png()), 413, "image_too_large", "more than the limit of 2000000"),
         (upload(_gif(), name="t.gif"), 415, "unsupported_format", "GIF"),
         (
             {"files": [("image", ("a.png", b"a")), ("image", ("b.png", b"b"))]},
