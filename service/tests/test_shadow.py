@@ -30,6 +30,7 @@ from tilescan_service.shadow import (
     ShadowMirror,
     compare,
 )
+from tilescan_service.testing import free_port
 from tilescan_shared.masks import encode_rle
 from tilescan_shared.testing import bright_square, write_tiny_model
 
@@ -46,12 +47,6 @@ def tile(bright: bool, gray: bool) -> np.ndarray:
     if gray:
         img[25:35, 40:50] = GRAY
     return img
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
