@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from tilescan_training.manifest import write_split
+from tilescan_training.module import VAL_THRESHOLDS
 from tilescan_training.params import load_params
 from tilescan_training.stages.ingest import ingest
 from tilescan_training.stages.split import split
@@ -102,3 +104,31 @@ def ingested(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory, 
     records = ingest(str(synthetic_dataset), data / "ingested")
     write_split(data / "split.csv", split(records, replace(repo_params.split, free_in_train=-1)))
     return data
+
+
+def _hand_val_metrics(net, tiles, loss_fn=None) -> tuple[float, float]:
+    """Mean loss and the checkpoint metric (best-threshold micro pixel Dice) of whole ``(image, mask)``
+    tiles, computed without the module: numpy edge padding to the net's stride, then per-threshold counts."""
+    counts, losses = np.zeros((len(VAL_THRESHOLDS), 3)), []  # tp, fp, fn per threshold
+    net.eval()
+    with torch.no_grad():
+        for image, mask in tiles:
+            h, w = image.shape[-2:]
+            pad = ((0, -h % net.multiple), (0, -w % net.multiple))
+            padded = np.pad(image[0].numpy(), pad, mode="edge")
+            logits = net(torch.from_numpy(padded)[None, None])[..., :h, :w]
+            if loss_fn is not None:
+                losses.append(float(loss_fn(logits, mask[None])))
+            prob, truth = torch.sigmoid(logits)[0, 0].numpy(), mask[0].numpy() >= 0.5
+            for i, t in enumerate(VAL_THRESHOLDS.tolist()):
+                pred = prob >= t
+                counts[i] += [(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()]
+    tp, fp, fn = counts.T
+    dice = float(np.max(2 * tp / np.maximum(2 * tp + fp + fn, 1)))
+    return (float(np.mean(losses)) if losses else float("nan")), dice
+
+
+@pytest.fixture(scope="session")
+def hand_val_metrics():
+    """``(net, tiles, loss_fn=None) -> (mean loss, best-threshold pixel Dice)``, computed by hand."""
+    return _hand_val_metrics

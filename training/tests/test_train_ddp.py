@@ -8,14 +8,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 import yaml
 
 from tilescan_training.datamodule import TileDataModule
 from tilescan_training.losses import SegmentationLoss
-from tilescan_training.module import VAL_THRESHOLDS
 from tilescan_training.params import load_params
 from tilescan_training.weights import load_net
 
@@ -110,7 +107,7 @@ def test_only_rank_zero_writes_checkpoints_and_dvclive(ddp_run: Path):
 
 
 @pytest.mark.slow
-def test_validation_metrics_are_reduced_over_both_ranks(ddp_run: Path, ingested: Path):
+def test_validation_metrics_are_reduced_over_both_ranks(ddp_run: Path, ingested: Path, hand_val_metrics):
     """The logged val metrics cover the val tiles of both ranks, not rank 0's half."""
     data = TileDataModule(ingested / "ingested", ingested / "split.csv", (32, 32), 2)
     data.setup()
@@ -126,21 +123,7 @@ def test_validation_metrics_are_reduced_over_both_ranks(ddp_run: Path, ingested:
     logged = json.loads((ddp_run / "dvclive/metrics.json").read_text())["val"]
 
     def by_hand(indices: list[int]) -> tuple[float, float]:
-        """Mean val loss and the checkpoint metric (best-threshold pixel Dice) of these tiles."""
-        counts, losses = np.zeros((len(VAL_THRESHOLDS), 3)), []
-        with torch.no_grad():
-            for i in indices:
-                image, mask = data.val_set[i]
-                h, w = image.shape[-2:]
-                padded = np.pad(image[0].numpy(), ((0, -h % 4), (0, -w % 4)), mode="edge")
-                logits = net(torch.from_numpy(padded)[None, None])[..., :h, :w]
-                losses.append(float(loss_fn(logits, mask[None])))
-                prob, truth = torch.sigmoid(logits)[0, 0].numpy(), mask[0].numpy() >= 0.5
-                for k, t in enumerate(VAL_THRESHOLDS.tolist()):
-                    pred = prob >= t
-                    counts[k] += [(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()]
-        tp, fp, fn = counts.T
-        return float(np.mean(losses)), float(np.max(2 * tp / np.maximum(2 * tp + fp + fn, 1)))
+        return hand_val_metrics(net, [data.val_set[i] for i in indices], loss_fn)
 
     loss, dice = by_hand(shard0 + shard1)
     assert logged["loss"] == pytest.approx(loss, abs=1e-5)
