@@ -38,7 +38,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TILESCAN_INFERENCE_CONCURRENCY", "0")
+    monkeypatch.setenv("TILESCAN_INFERENCE_CONCURRENCY", "-1")
 
     with pytest.raises(ValueError, match="inference_concurrency"):
         Settings()

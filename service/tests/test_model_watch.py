@@ -114,10 +114,7 @@ def test_in_flight_request_finishes_on_the_old_model(
 ) -> None:
     model = write_tiny_model(tmp_path / "model.onnx", version="tiny0001")
     release = threading.Event()
-    # Two inference slots: one is held by the old model's request while the new model answers.
-    settings = Settings(
-        model_path=model, model_watch_interval=WATCH, inference_concurrency=2, log_level="ERROR"
-    )
+    settings = Settings(model_path=model, model_watch_interval=WATCH, log_level="ERROR")
     with TestClient(create_app(settings)) as client:
         wait_ready(client.get)
         engine = client.app.state.engine  # type: ignore[attr-defined]
@@ -138,10 +135,17 @@ def test_in_flight_request_finishes_on_the_old_model(
 
         _replace_atomically(model, "tiny0002")
         _wait_for(lambda: client.get("/model").json()["version"] == "tiny0002", "the new model")
-        after = client.post("/predict", files={"image": ("t.png", square_png)})
+        answers: list[httpx.Response] = []
+        later = threading.Thread(
+            target=lambda: answers.append(client.post("/predict", files={"image": ("t.png", square_png)}))
+        )
+        later.start()  # admitted after the swap; waits for the old model's request to end
+        _wait_for(lambda: engine.pending == 2, "the later request to be admitted")
         still_waiting = not in_flight
         release.set()
         request.join(timeout=10)
+        later.join(timeout=10)
+        after = answers[0]
 
     assert still_waiting  # the old model's request was in flight all through the swap
     assert (in_flight[0].status_code, in_flight[0].json()["model"]["version"]) == (200, "tiny0001")

@@ -1,9 +1,11 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
+from scipy import ndimage
 
-from tilescan_shared.masks import DecisionRule, decode_rle, encode_png, encode_rle, mask_rows, segment
+from tilescan_shared.masks import DecisionRule, Region, decode_rle, encode_png, encode_rle, mask_rows, segment
 
 
 def test_segment_thresholds_and_drops_small_regions():
@@ -59,3 +61,33 @@ def test_png_and_rows_match_mask():
     assert png.dtype == np.uint8 and set(np.unique(png)) <= {0, 255}
     np.testing.assert_array_equal(png // 255, mask)
     assert np.array_equal(np.array(mask_rows(mask)), mask)
+
+
+def _reference_segment(probability: np.ndarray, rule: DecisionRule) -> tuple[np.ndarray, list[Region]]:
+    """The decision rule written the obvious way, with scipy's per-label functions."""
+    labels, _ = ndimage.label(probability >= rule.threshold, structure=np.ones((3, 3), bool))
+    mask = np.zeros(probability.shape, dtype=np.uint8)
+    regions = []
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+        inside = labels == label
+        area = int(inside.sum())
+        if area >= max(rule.min_region_area, 1) and probability[inside].max() >= rule.min_region_peak:
+            mask[inside] = 1
+            regions.append(Region(bbox=(box[1].start, box[0].start, box[1].stop, box[0].stop), area=area))
+    return mask, regions
+
+
+@pytest.mark.parametrize("smoothing", [0, 1, 3])
+@pytest.mark.parametrize(
+    "rule", [DecisionRule(0.5), DecisionRule(0.3, 5, 0.9), DecisionRule(0.05, 96, 0.98), DecisionRule(0.999)]
+)
+def test_segment_matches_the_per_label_reference(smoothing: int, rule: DecisionRule) -> None:
+    raw = ndimage.gaussian_filter(np.random.default_rng(smoothing).random((61, 83)), smoothing)
+    probability = ((raw - raw.min()) / (raw.max() - raw.min())).astype(np.float32)
+
+    seg = segment(probability, rule)
+
+    mask, regions = _reference_segment(probability, rule)
+    assert seg.mask.dtype == np.uint8
+    assert np.array_equal(seg.mask, mask)
+    assert seg.regions == regions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -30,8 +31,9 @@ class Settings(BaseSettings):
     # The model runs at native resolution, so its memory grows with the area: +567 MB peak at 2 Mpx
     # (+944 MB at 4 Mpx; a 36 Mpx image took 8 GB and over 30 s). 2 Mpx is 7x the largest tile.
     max_image_pixels: Annotated[int, Field(ge=1)] = 2_000_000
-    # Inferences run at once. One is right for CPU: a single session already uses every core.
-    inference_concurrency: Annotated[int, Field(ge=1)] = 1
+    # Inferences run side by side, one thread each, when requests wait (tilescan_service.scheduling);
+    # a request alone runs on intra_op_threads. 0 = as many as the threads a lone inference uses.
+    inference_concurrency: Annotated[int, Field(ge=0)] = 0
     # Requests allowed to wait for an inference slot; beyond that the service answers 503.
     max_queue: Annotated[int, Field(ge=0)] = 16
     retry_after_seconds: Annotated[int, Field(ge=1)] = 1
@@ -75,6 +77,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @property
+    def inference_slots(self) -> int:
+        """``inference_concurrency``, with 0 resolved: ``intra_op_threads``, else the usable CPUs."""
+        if self.inference_concurrency:
+            return self.inference_concurrency
+        return self.intra_op_threads or len(os.sched_getaffinity(0))
 
     @property
     def provider_list(self) -> str | list[str]:

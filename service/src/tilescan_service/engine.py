@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
 from tilescan_service.config import Settings
 from tilescan_service.memory import BIG_IMAGE_PIXELS, release_free_memory
 from tilescan_service.observability.metrics import ServiceMetrics
+from tilescan_service.scheduling import InferenceSlots, Lane
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import DecisionRule, Segmentation, segment
 from tilescan_shared.model_info import ModelInfo
@@ -22,6 +24,7 @@ from tilescan_shared.predictor import Predictor
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed"]
+T = TypeVar("T")
 
 
 class NotReadyError(Exception):
@@ -48,20 +51,29 @@ class Prediction:
         return self.segmentation.defect_pixels / (self.height * self.width)
 
 
+@dataclass(frozen=True)
+class _Sessions:
+    """One model file, opened for both lanes of :mod:`tilescan_service.scheduling`."""
+
+    solo: Predictor  # ``intra_op_threads`` threads: a prediction alone
+    shared: Predictor  # one thread: predictions side by side (``solo`` itself when that has one thread)
+
+    def lane(self, lane: Lane) -> Predictor:
+        return self.solo if lane is Lane.SOLO else self.shared
+
+
 class Engine:
-    """Owns the :class:`Predictor`; ``predict`` is safe to await from many requests at once."""
+    """Owns the model's sessions; ``predict`` is safe to await from many requests at once."""
 
     def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
         self.status: Status = "loading"
         self.error: str | None = None
-        self._predictor: Predictor | None = None
-        # Inferences get their own threads, fed straight from the executor's queue: when one ends,
-        # the next starts at once instead of waiting for a busy event loop to hand it over.
-        self._inference_pool = ThreadPoolExecutor(
-            settings.inference_concurrency, thread_name_prefix="inference"
-        )
+        self._sessions: _Sessions | None = None
+        self.slots = InferenceSlots(settings.inference_slots, settings.max_image_pixels)
+        # One thread per slot, so a granted inference starts at once.
+        self._inference_pool = ThreadPoolExecutor(settings.inference_slots, thread_name_prefix="inference")
         self._pending = 0
 
     @property
@@ -75,94 +87,117 @@ class Engine:
 
     @property
     def predictor(self) -> Predictor:
-        if self._predictor is None or not self.ready:
+        """The session a lone prediction runs on (the model card and the providers come from it)."""
+        return self._current().solo
+
+    def _current(self) -> _Sessions:
+        if self._sessions is None or not self.ready:
             raise NotReadyError(self.error or "the model is still loading")
-        return self._predictor
+        return self._sessions
 
     def load(self) -> None:
-        """Open the ONNX session and run one warm-up inference (blocking; run it in a thread)."""
+        """Open the ONNX sessions and run one warm-up inference on each (blocking; run it in a thread)."""
         started = time.perf_counter()
-        predictor = self._open("model load failed")
-        if predictor is None:
+        sessions = self._open("model load failed")
+        if sessions is None:
             # Clients see that it failed; the path and onnxruntime's message are for the log only.
             self.status, self.error = "failed", "the model failed to load; the service log says why"
             return
-        self._serve(predictor)
-        log.info("model ready", extra=_describe(predictor, started))
+        self._serve(sessions)
+        log.info("model ready", extra=_describe(sessions.solo, started))
 
     def reload(self) -> bool:
         """Load the model file again and swap it in once warmed up (blocking; run it in a thread).
 
-        Requests that already hold the old predictor finish on it; later ones get the new one. A
+        Requests that already hold the old sessions finish on them; later ones get the new ones. A
         file that fails to load or warm up leaves the old model serving. True when swapped.
         """
         started = time.perf_counter()
-        previous = self._predictor.info.version if self._predictor is not None else None
-        predictor = self._open("model reload failed; the model already loaded keeps serving")
-        self.metrics.reloads.labels("failure" if predictor is None else "success").inc()
-        if predictor is None:
+        previous = self._sessions.solo.info.version if self._sessions is not None else None
+        sessions = self._open("model reload failed; the model already loaded keeps serving")
+        self.metrics.reloads.labels("failure" if sessions is None else "success").inc()
+        if sessions is None:
             return False
-        self._serve(predictor)
-        log.info("model swapped", extra={"previous_version": previous, **_describe(predictor, started)})
+        self._serve(sessions)
+        log.info("model swapped", extra={"previous_version": previous, **_describe(sessions.solo, started)})
         return True
 
-    def _open(self, failure: str) -> Predictor | None:
-        """A warmed-up predictor on the model file, or None (logged with ``failure``) if it cannot be."""
+    def _open(self, failure: str) -> _Sessions | None:
+        """Warmed-up sessions on the model file, or None (logged with ``failure``) if they cannot be."""
+        settings = self.settings
         try:
-            predictor = Predictor(
-                self.settings.model_path,
-                providers=self.settings.provider_list,
-                intra_op_threads=self.settings.intra_op_threads,
-                inter_op_threads=self.settings.inter_op_threads,
-            )
-            # The first run allocates buffers and picks kernels; pay for it before the first client does.
-            predictor.predict(np.zeros(predictor.info.working_size, dtype=np.uint8))
+            solo = self._warm(settings.intra_op_threads)
+            one_thread = settings.intra_op_threads == 1 or settings.inference_slots == 1
+            sessions = _Sessions(solo, solo if one_thread else self._warm(1))
         except Exception:
-            log.exception(failure, extra={"model_path": str(self.settings.model_path)})
+            log.exception(failure, extra={"model_path": str(settings.model_path)})
             return None
+        return sessions
+
+    def _warm(self, intra_op_threads: int) -> Predictor:
+        predictor = Predictor(
+            self.settings.model_path,
+            providers=self.settings.provider_list,
+            intra_op_threads=intra_op_threads,
+            inter_op_threads=self.settings.inter_op_threads,
+        )
+        # The first run allocates buffers and picks kernels; pay for it before the first client does.
+        predictor.predict(np.zeros(predictor.info.working_size, dtype=np.uint8))
         return predictor
 
-    def _serve(self, predictor: Predictor) -> None:
-        """Make ``predictor`` the one new requests get (one attribute store: atomic for other threads)."""
-        info = predictor.info
+    def _serve(self, sessions: _Sessions) -> None:
+        """Make ``sessions`` the ones new requests get (one attribute store: atomic for other threads)."""
+        info = sessions.solo.info
         self.metrics.model.clear()
-        self.metrics.model.labels(info.name, info.version, ",".join(predictor.providers)).set(1)
-        self._predictor = predictor
+        self.metrics.model.labels(info.name, info.version, ",".join(sessions.solo.providers)).set(1)
+        self._sessions = sessions
         self.status, self.error = "ready", None
 
     def close(self) -> None:
         """Let running inferences finish and stop the inference threads."""
         self._inference_pool.shutdown(wait=True, cancel_futures=True)
 
-    async def predict(self, data: bytes, threshold: float | None = None) -> Prediction:
-        """Decode, infer and apply the model's decision rule (``threshold`` overrides its threshold).
+    async def predict(
+        self, data: bytes, threshold: float | None, finish: Callable[[Prediction], T]
+    ) -> tuple[Prediction, T]:
+        """Decode, infer, apply the model's decision rule (``threshold`` overrides its threshold) and
+        call ``finish`` on the prediction (rendering: it runs in the inference thread, one hop less).
 
         Raises ``tilescan_shared.image.ImageError`` for bad bytes. How many may wait here is
         bounded before the upload is read, by :mod:`tilescan_service.admission`.
         """
-        predictor = self.predictor
+        sessions = self._current()
         self._pending += 1
         self.metrics.queued.inc()
         try:
             gray = await asyncio.to_thread(decode_gray, data, self.settings.max_image_pixels)
             self.metrics.pixels.observe(gray.size)
             rule = (
-                predictor.info.rule
+                sessions.solo.info.rule
                 if threshold is None
-                else replace(predictor.info.rule, threshold=threshold)
+                else replace(sessions.solo.info.rule, threshold=threshold)
             )
-            loop = asyncio.get_running_loop()
-            segmentation, seconds = await loop.run_in_executor(
-                self._inference_pool, _infer, predictor, gray, rule
+            lane = await self.slots.acquire(gray.size)
+            work = asyncio.get_running_loop().run_in_executor(
+                self._inference_pool, _infer, sessions.lane(lane), gray, rule, finish
             )
-            self.metrics.inference.observe(seconds)
+            try:
+                # Shielded: a dropped request's inference cannot be stopped, so its slot is
+                # given back only when the thread is really done with it.
+                prediction, result, cpu_seconds = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                work.add_done_callback(lambda _: self.slots.release(lane, gray.size))
+                raise
+            self.slots.release(lane, gray.size)
+            self.metrics.inference.labels(lane.value).observe(prediction.inference_seconds)
+            self.metrics.inference_cpu.labels(lane.value).inc(cpu_seconds)
         finally:
             self._pending -= 1
             self.metrics.queued.dec()
         if gray.size >= BIG_IMAGE_PIXELS:
             del gray  # what decoding and inference held is free now: give it back to the OS
             await asyncio.to_thread(release_free_memory)
-        return Prediction(segmentation, rule, seconds, predictor.info)
+        return prediction, result
 
 
 def _describe(predictor: Predictor, started: float) -> dict[str, object]:
@@ -175,13 +210,16 @@ def _describe(predictor: Predictor, started: float) -> dict[str, object]:
     }
 
 
-def _infer(predictor: Predictor, gray: np.ndarray, rule: DecisionRule) -> tuple[Segmentation, float]:
-    """The segmentation and the seconds onnxruntime took (queueing excluded).
+def _infer(
+    predictor: Predictor, gray: np.ndarray, rule: DecisionRule, finish: Callable[[Prediction], T]
+) -> tuple[Prediction, T, float]:
+    """The prediction, ``finish(prediction)``, and the CPU seconds onnxruntime took on this thread.
 
-    The decision rule runs in the same worker call: one thread hop less per request, for ~0.3 ms
-    of numpy that would otherwise wait for a thread of its own.
+    Everything after decoding runs in this one worker call: a thread hop costs more than the
+    decision rule or the rendering.
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     probability = predictor.predict(gray)
-    seconds = time.perf_counter() - started
-    return segment(probability, rule), seconds
+    seconds, cpu_seconds = time.perf_counter() - started, time.thread_time() - cpu_started
+    prediction = Prediction(segment(probability, rule), rule, seconds, predictor.info)
+    return prediction, finish(prediction), cpu_seconds

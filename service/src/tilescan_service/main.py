@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         AdmissionMiddleware,
         admission=Admission(
-            settings.inference_concurrency + settings.max_queue, settings.retry_after_seconds, service_metrics
+            settings.inference_slots + settings.max_queue, settings.retry_after_seconds, service_metrics
         ),
         settings=settings,
         paths=frozenset(route.path for route in predict.router.routes),

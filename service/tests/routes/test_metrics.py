@@ -39,7 +39,9 @@ def test_metrics_count_requests_by_route_and_status_and_time_inference(
     assert samples[("tilescan_http_request_duration_seconds_count", ok)] >= 1
     unmatched = frozenset({("route", "<unmatched>"), ("method", "GET"), ("status", "404")})
     assert samples[("tilescan_http_requests_total", unmatched)] >= 1
-    assert samples[("tilescan_inference_duration_seconds_count", frozenset())] >= 1
+    solo = frozenset({("lane", "solo")})  # one request alone runs solo
+    assert samples[("tilescan_inference_duration_seconds_count", solo)] >= 1
+    assert samples[("tilescan_inference_cpu_seconds_total", solo)] > 0
     assert samples[("tilescan_image_pixels_sum", frozenset())] >= 2400
     assert samples[("tilescan_http_requests_in_flight", frozenset())] == 1  # the scrape itself
     info = frozenset(

@@ -90,7 +90,7 @@ def test_a_full_service_answers_503_without_reading_the_upload(
     assert after.status_code == 200
 
 
-def test_a_connection_that_ignores_retry_after_waits_for_it(
+def test_a_connection_that_ignores_retry_after_waits_for_its_next_refusal_not_for_a_place(
     live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
 ) -> None:
     settings = Settings(
@@ -117,10 +117,13 @@ def test_a_connection_that_ignores_retry_after_waits_for_it(
         fresh = timed_post(http.client.HTTPConnection("127.0.0.1", server.port, timeout=10))
         release.set()
         assert running.result().status_code == 200
+        # Back at once after its second 503, but a place is free now: admitted without a wait.
+        admitted = timed_post(impatient)
 
     assert first[0] == again[0] == fresh[0] == 503
     assert first[1] < 0.5 and fresh[1] < 0.5
-    assert 0.8 < again[1] < 3  # held until its Retry-After of 1 s had passed
+    assert 0.8 < again[1] < 3  # its refusal waited until its Retry-After of 1 s had passed
+    assert admitted[0] == 200 and admitted[1] < 0.5
 
 
 def test_a_client_that_hangs_up_is_dropped_before_inference_and_logged_499(

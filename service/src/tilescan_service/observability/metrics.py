@@ -39,8 +39,16 @@ class ServiceMetrics:
         )
         self.inference = Histogram(
             "tilescan_inference_duration_seconds",
-            "onnxruntime session time per image.",
+            "onnxruntime session time per image, by lane (solo: alone, all its threads; shared: one thread).",
+            ["lane"],
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference_cpu = Counter(
+            "tilescan_inference_cpu_seconds",
+            "CPU time of the threads that called onnxruntime, during the runs, by lane: all of onnxruntime's "
+            "CPU time where it runs one thread (the shared lane; the solo lane with intra_op_threads=1).",
+            ["lane"],
             registry=self.registry,
         )
         self.pixels = Histogram(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
@@ -87,11 +87,11 @@ async def predict(
 ) -> Response:
     """Predict the defect mask of one tile photo (multipart field `image`)."""
     data = await read_upload(image, settings.max_upload_bytes)
-    prediction = await engine.predict(data, threshold)
+    fmt = choose_format(output_format, request.headers.get("accept"))
+    prediction, response = await engine.predict(data, threshold, partial(render, fmt=fmt))
     if (shadow := request.app.state.shadow) is not None:  # queues at most; never waits for the shadow
         shadow.offer(data, threshold, prediction.segmentation, prediction.model.version)
-    fmt = choose_format(output_format, request.headers.get("accept"))
-    return await asyncio.to_thread(render, prediction, fmt)
+    return response
 
 
 # The public reference project's path; same behaviour, kept out of the docs.

@@ -1,0 +1,85 @@
+"""Which admitted prediction runs its inference next, and how: alone on every thread, or side by side.
+
+On a CPU, one onnxruntime run spread over all cores is the fastest way to answer one request, but
+not to answer many: its threads wait for each other at every operator, and any other work on the
+machine (decoding the next upload, the HTTP server, a neighbour) makes them wait longer. Several
+single-thread runs side by side never wait for each other. Measured on the 2-vCPU VM
+(docs/benchmarks.md): 8 clients got 19.3 answers/s with one two-thread run at a time and 26.2/s
+with two one-thread runs, while a lone request took 51 ms on two threads and 67 ms on one.
+
+So a prediction that finds nothing running and nobody else waiting runs **solo** (on the
+``intra_op_threads`` session, every other prediction waits for it); otherwise predictions run on the
+**shared** lane, up to ``concurrency`` at once on single-thread sessions, while the pixels running
+together stay within a budget (the service's pixel limit, so two big images never run at once and
+memory stays what one image at the limit needs). Waiters start in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+from itertools import islice
+
+
+class Lane(enum.Enum):
+    SOLO = "solo"
+    SHARED = "shared"
+
+
+class InferenceSlots:
+    """Grants lanes to waiting predictions; use on the event loop only (no locks)."""
+
+    def __init__(self, concurrency: int, pixel_budget: int) -> None:
+        self.concurrency = concurrency
+        self.pixel_budget = pixel_budget
+        self.running = 0
+        self.running_pixels = 0
+        self.solo_running = False
+        self._waiters: deque[tuple[int, asyncio.Future[Lane]]] = deque()
+
+    async def acquire(self, pixels: int) -> Lane:
+        """Wait for a turn for an image of ``pixels`` pixels; the caller must :meth:`release` it."""
+        turn: asyncio.Future[Lane] = asyncio.get_running_loop().create_future()
+        self._waiters.append((pixels, turn))
+        self._dispatch()
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release(turn.result(), pixels)  # granted just as its request was dropped
+            else:
+                self._dispatch()  # it may have been the head that held the others back
+            raise
+
+    def release(self, lane: Lane, pixels: int) -> None:
+        self.running -= 1
+        self.running_pixels -= pixels
+        if lane is Lane.SOLO:
+            self.solo_running = False
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._waiters:
+            pixels, turn = self._waiters[0]
+            if turn.done():  # its request was dropped while waiting
+                self._waiters.popleft()
+                continue
+            if self.running == 0:
+                # Shared only when the next in line could run beside it; else all threads for this one.
+                after = next((p for p, t in islice(self._waiters, 1, None) if not t.done()), None)
+                fits = after is not None and pixels + after <= self.pixel_budget
+                lane = Lane.SHARED if fits and self.concurrency > 1 else Lane.SOLO
+            elif (
+                self.solo_running
+                or self.running >= self.concurrency
+                or self.running_pixels + pixels > self.pixel_budget
+            ):
+                return
+            else:
+                lane = Lane.SHARED
+            self._waiters.popleft()
+            self.running += 1
+            self.running_pixels += pixels
+            self.solo_running = lane is Lane.SOLO
+            turn.set_result(lane)

@@ -1,0 +1,40 @@
+"""Solo and shared inference lanes (tilescan_service.scheduling) over real HTTP against ``build_server``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tilescan_service.config import Settings
+
+
+def test_requests_that_wait_run_side_by_side_and_get_the_same_masks(
+    live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
+) -> None:
+    settings = Settings(
+        model_path=tiny_model, intra_op_threads=2, inference_concurrency=2, log_level="WARNING"
+    )
+
+    def post() -> httpx.Response:
+        return httpx.post(f"{server.url}/predict", files={"image": ("t.png", square_png)}, timeout=20)
+
+    with live(settings) as server, ThreadPoolExecutor(3) as pool:
+        engine = server.app.state.engine
+        with blocked_inference(server.app) as (release, ran):  # blocks the solo lane's session
+            alone = pool.submit(post)
+            until(lambda: engine.slots.running == 1, what="the first request running alone")
+            waiting = [pool.submit(post) for _ in range(2)]
+            until(lambda: engine.pending == 3, what="two more requests waiting")
+            assert engine.slots.running == 1  # nothing runs beside a solo inference
+            release.set()
+            answers = [alone.result(), *(request.result() for request in waiting)]
+        solo = server.metric("tilescan_inference_duration_seconds_count", lane="solo")
+        shared = server.metric("tilescan_inference_duration_seconds_count", lane="shared")
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert answers[1].json()["pred"] == answers[2].json()["pred"] == answers[0].json()["pred"]
+    assert len(ran) == 1  # only the first ran on the solo session
+    assert (solo, shared) == (1, 2)

@@ -1,0 +1,122 @@
+"""Who runs next, and on which lane (tilescan_service.scheduling), driven on a real event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tilescan_service.scheduling import InferenceSlots, Lane
+
+
+async def _settle() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_a_lone_request_runs_solo_and_keeps_the_others_waiting() -> None:
+    async def scenario() -> None:
+        slots = InferenceSlots(concurrency=2, pixel_budget=1000)
+        assert await slots.acquire(100) is Lane.SOLO
+        second = asyncio.ensure_future(slots.acquire(100))
+        await _settle()
+        assert not second.done()  # a solo run has every thread: nobody runs beside it
+        slots.release(Lane.SOLO, 100)
+        assert await second is Lane.SOLO  # alone again by then
+        slots.release(Lane.SOLO, 100)
+        assert (slots.running, slots.running_pixels) == (0, 0)
+
+    run(scenario())
+
+
+def test_waiting_requests_run_side_by_side_up_to_the_concurrency_in_arrival_order() -> None:
+    async def scenario() -> None:
+        slots = InferenceSlots(concurrency=2, pixel_budget=1000)
+        assert await slots.acquire(100) is Lane.SOLO
+        waiting = [asyncio.ensure_future(slots.acquire(100 + i)) for i in range(3)]
+        await _settle()
+        slots.release(Lane.SOLO, 100)
+        await _settle()
+        assert [w.done() for w in waiting] == [True, True, False]
+        assert [w.result() for w in waiting[:2]] == [Lane.SHARED, Lane.SHARED]
+        assert (slots.running, slots.running_pixels) == (2, 201)
+        slots.release(Lane.SHARED, 100)
+        assert await waiting[2] is Lane.SHARED  # the other shared run is still going
+        assert (slots.running, slots.running_pixels) == (2, 203)
+
+    run(scenario())
+
+
+def test_the_pixel_budget_keeps_big_images_from_running_together() -> None:
+    async def scenario() -> None:
+        slots = InferenceSlots(concurrency=4, pixel_budget=1000)
+        assert await slots.acquire(10) is Lane.SOLO
+        big, small = asyncio.ensure_future(slots.acquire(900)), asyncio.ensure_future(slots.acquire(10))
+        await _settle()
+        slots.release(Lane.SOLO, 10)
+        await _settle()
+        assert big.result() is Lane.SHARED and small.result() is Lane.SHARED  # 910 <= 1000
+        bigger = asyncio.ensure_future(slots.acquire(800))
+        after = asyncio.ensure_future(slots.acquire(300))
+        await _settle()
+        slots.release(Lane.SHARED, 10)
+        await _settle()
+        assert not bigger.done() and not after.done()  # 900 + 800 is over the budget; no overtaking
+        slots.release(Lane.SHARED, 900)
+        # The next in line would not fit beside it (800 + 300): all threads for the big one.
+        assert await bigger is Lane.SOLO
+        await _settle()
+        assert not after.done()
+        slots.release(Lane.SOLO, 800)
+        assert await after is Lane.SOLO
+
+    run(scenario())
+
+
+def test_one_slot_always_runs_solo() -> None:
+    async def scenario() -> None:
+        slots = InferenceSlots(concurrency=1, pixel_budget=1000)
+        assert await slots.acquire(10) is Lane.SOLO
+        waiting = [asyncio.ensure_future(slots.acquire(10)) for _ in range(2)]
+        await _settle()
+        slots.release(Lane.SOLO, 10)
+        assert await waiting[0] is Lane.SOLO
+        assert not waiting[1].done()
+
+    run(scenario())
+
+
+def test_a_dropped_waiter_gives_its_turn_to_the_next() -> None:
+    async def scenario() -> None:
+        slots = InferenceSlots(concurrency=2, pixel_budget=1000)
+        assert await slots.acquire(10) is Lane.SOLO
+        dropped, kept = asyncio.ensure_future(slots.acquire(10)), asyncio.ensure_future(slots.acquire(10))
+        await _settle()
+        dropped.cancel()
+        await _settle()
+        slots.release(Lane.SOLO, 10)
+        assert await kept is Lane.SOLO  # the dropped one is not counted as waiting beside it
+        assert (slots.running, slots.running_pixels) == (1, 10)
+        with pytest.raises(asyncio.CancelledError):
+            await dropped
+
+    run(scenario())
+
+
+def test_a_turn_granted_as_its_request_is_dropped_is_given_back() -> None:
+    async def scenario() -> None:
+        slots = InferenceSlots(concurrency=2, pixel_budget=1000)
+        assert await slots.acquire(10) is Lane.SOLO
+        granted = asyncio.ensure_future(slots.acquire(10))
+        await _settle()
+        slots.release(Lane.SOLO, 10)  # grants it its turn...
+        granted.cancel()  # ...which its request drops before it could run
+        await _settle()
+        assert granted.cancelled()
+        assert (slots.running, slots.running_pixels, slots.solo_running) == (0, 0, False)
+
+    run(scenario())
