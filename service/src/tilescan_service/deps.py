@@ -10,12 +10,14 @@ from tilescan_service.config import Settings
 from tilescan_service.engine import Engine
 
 
-def get_app_settings(request: Request) -> Settings:
+# async, though they do not await: FastAPI runs a plain ``def`` dependency in a worker thread, a
+# hop that cost more event-loop time than the rest of the dependencies together (py-spy, issue 9).
+async def get_app_settings(request: Request) -> Settings:
     """The settings this app was built with (``create_app`` may be given other than the environment's)."""
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 

@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from tilescan_service.config import Settings
-from tilescan_service.memory import BIG_IMAGE_PIXELS, release_free_memory
+from tilescan_service.memory import BIG_IMAGE_PIXELS, big_image_allocation, release_free_memory
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.scheduling import InferenceSlots, Lane
 from tilescan_shared.image import decode_gray
@@ -219,7 +219,8 @@ def _infer(
     decision rule or the rendering.
     """
     started, cpu_started = time.perf_counter(), time.thread_time()
-    probability = predictor.predict(gray)
+    with big_image_allocation(gray.size):
+        probability = predictor.predict(gray)
     seconds, cpu_seconds = time.perf_counter() - started, time.thread_time() - cpu_started
     prediction = Prediction(segment(probability, rule), rule, seconds, predictor.info)
     return prediction, finish(prediction), cpu_seconds

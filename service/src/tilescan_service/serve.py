@@ -14,6 +14,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tilescan_service.config import Settings, get_settings
 from tilescan_service.main import create_app
+from tilescan_service.memory import keep_inference_buffers
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ def build_server(app: FastAPI, settings: Settings) -> DrainingServer:
 
 def main() -> None:
     settings = get_settings()
+    keep_inference_buffers()  # process-wide, so here and not in create_app (tests build many apps)
     build_server(create_app(settings), settings).run()
 
 
