@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     model_watch_interval: Annotated[float, Field(ge=0)] = 2.0
 
     max_upload_bytes: Annotated[int, Field(ge=1)] = 20 * MiB
-    # The model runs at native resolution, so its memory grows with the area: +567 MB peak at 2 Mpx
+    # The model runs at native resolution, so its memory grows with the area: +444 MB peak at 2 Mpx
     # (+944 MB at 4 Mpx; a 36 Mpx image took 8 GB and over 30 s). 2 Mpx is 7x the largest tile.
     max_image_pixels: Annotated[int, Field(ge=1)] = 2_000_000
     # Inferences run side by side, one thread each, when requests wait (tilescan_service.scheduling);
