@@ -2,7 +2,7 @@
 
 A ``POST /predict`` takes a ticket before a byte of its upload is read; with every inference slot and
 queue place taken it is answered 503 + ``Retry-After`` at once, so an overload costs no multipart
-parsing (a connection that ignores ``Retry-After`` gets its next answer only once it has passed).
+parsing (a connection that ignores ``Retry-After`` gets its next refusal only once it has passed).
 The ticket is held until the answer has been rendered and handed to the server, so encoding and
 sending count against capacity too. While it holds a ticket, a request must
 
