@@ -150,6 +150,29 @@ def test_a_client_that_hangs_up_is_dropped_before_inference_and_logged_499(
     assert ok == 1
 
 
+def test_a_client_that_hangs_up_during_inference_keeps_its_slot_until_the_inference_ends(
+    live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
+) -> None:
+    """onnxruntime cannot be stopped: the slot is free again only when its thread is, never before."""
+    settings = Settings(model_path=tiny_model, inference_concurrency=1, max_queue=4, log_level="WARNING")
+    with live(settings) as server:
+        engine = server.app.state.engine
+        with blocked_inference(server.app) as (release, ran):
+            body, content_type = multipart(square_png)
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                sock.sendall(request_head(server.port, body, content_type) + body)
+                until(lambda: engine.slots.running == 1, what="the inference running")
+            until(lambda: server.metric("tilescan_http_requests_total", **PREDICT_499) == 1, what="a 499")
+            held_while_running = engine.slots.running
+            release.set()
+            until(lambda: engine.slots.running == 0, what="the slot given back")
+        after = post(server.url, square_png)
+
+    assert held_while_running == 1
+    assert after.status_code == 200
+    assert len(ran) == 1  # the hung-up request's inference ran to its end
+
+
 def test_a_slow_upload_gets_408_and_its_connection_closed(
     live: Callable, until: Callable, tiny_model: Path, square_png: bytes
 ) -> None:
