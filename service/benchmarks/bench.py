@@ -729,6 +729,13 @@ def report_overload(
         f"p99 of the accepted: {p99:.0f} ms; bound (queue {settings.max_queue} + 1) x single request "
         f"{single:.1f} ms = {bound:.0f} ms ({_verdict(p99 <= bound)})"
     )
+    # Little's law: with every place taken, the mean time in the service is the places over the rate.
+    places = settings.inference_slots + settings.max_queue
+    rate = min(load.goodput for load in overloads.values())
+    print(
+        f"(with all {places} places taken at {rate:.1f} answers/s, the mean time in the service is "
+        f"{places / rate * 1000:.0f} ms by Little's law)"
+    )
     print(
         f"first request after the overload: {after[0]} in {after[1] * 1000:.0f} ms "
         f"({_verdict(after[0] == 200)})"
