@@ -212,6 +212,17 @@ class Load:
     def ok_percentile(self, q: float) -> float:
         return float(np.percentile(self.ok_latencies, q)) * 1000 if self.ok_latencies else float("nan")
 
+    @staticmethod
+    def merged(loads: list[Load]) -> Load:
+        """One measurement out of several spells of the same load."""
+        return Load(
+            loads[0].connections,
+            [seconds for load in loads for seconds in load.ok_latencies],
+            sum(load.rejected for load in loads),
+            sum(load.other for load in loads),
+            sum(load.wall for load in loads),
+        )
+
 
 def bench_load(
     port: int, bodies: list[tuple[bytes, str]], connections: int, seconds: float, honor_retry_after: bool
@@ -576,7 +587,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48, help="test tiles to use")
     parser.add_argument("--rounds", type=int, default=4, help="passes over the tiles per measurement")
     parser.add_argument("--limit-s", type=float, default=90, help="time cap per HTTP measurement")
-    parser.add_argument("--load-s", type=float, default=15, help="seconds of each overload measurement")
+    parser.add_argument("--load-s", type=float, default=15, help="seconds of each load measurement")
     parser.add_argument("--shadow-only", action="store_true", help="only the shadow mirroring comparison")
     args = parser.parse_args()
 
@@ -606,10 +617,14 @@ def main() -> None:
                 )
         runs = list(interleaved(args.rounds, measurements).values())
         print("overload runs ...", flush=True)
-        capacity = bench_load(port, bodies, 8, args.load_s, honor_retry_after=False)
-        overload = bench_load(port, bodies, 64, args.load_s, honor_retry_after=False)
-        right_after = one_request(port, bodies[0])
-        polite = bench_load(port, bodies, 64, args.load_s, honor_retry_after=True)
+        # In turn, as above: the capacity and the overloads each get a third of their time per round.
+        spells: dict[str, list[Load]] = {"capacity": [], "at once": [], "polite": []}
+        for _ in range(3):
+            spells["capacity"].append(bench_load(port, bodies, 8, args.load_s / 3, honor_retry_after=False))
+            spells["at once"].append(bench_load(port, bodies, 64, args.load_s / 3, honor_retry_after=False))
+            spells["polite"].append(bench_load(port, bodies, 64, args.load_s / 3, honor_retry_after=True))
+        right_after = one_request(port, bodies[0])  # right after the last spell of 64 connections
+        capacity, overload, polite = (Load.merged(loads) for loads in spells.values())
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         response_sizes = {
             fmt: [len(post(conn, f"/predict?format={fmt}", body, ctype)[1]) for body, ctype in bodies]
