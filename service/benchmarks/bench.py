@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -41,6 +41,7 @@ import onnxruntime as ort
 from PIL import Image
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tilescan_shared.image import decode_gray
 from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, Predictor
@@ -417,22 +418,28 @@ class ShadowCounts:
         )
 
 
+def metric_samples(port: int) -> Iterator[Sample]:
+    """Every sample on a service's ``/metrics``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    for family in text_string_to_metric_families(text):
+        yield from family.samples
+
+
 def shadow_counts(port: int, limit_s: float = 30) -> ShadowCounts:
     """A primary's mirroring counters, read once every sampled request was compared or dropped."""
     deadline = time.monotonic() + limit_s
     while True:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("GET", "/metrics")
         sampled, compared, dropped = 0.0, 0.0, {}
-        for family in text_string_to_metric_families(conn.getresponse().read().decode()):
-            for sample in family.samples:
-                if sample.name == "tilescan_shadow_sampled_total":
-                    sampled = sample.value
-                elif sample.name == "tilescan_shadow_compared_total":
-                    compared += sample.value
-                elif sample.name == "tilescan_shadow_dropped_total":
-                    dropped[sample.labels["reason"]] = sample.value
-        conn.close()
+        for sample in metric_samples(port):
+            if sample.name == "tilescan_shadow_sampled_total":
+                sampled = sample.value
+            elif sample.name == "tilescan_shadow_compared_total":
+                compared += sample.value
+            elif sample.name == "tilescan_shadow_dropped_total":
+                dropped[sample.labels["reason"]] = sample.value
         if compared + sum(dropped.values()) >= sampled or time.monotonic() > deadline:
             return ShadowCounts(sampled, compared, dropped)
         time.sleep(0.1)
@@ -689,16 +696,7 @@ def bench_cpu(
 
 def inference_cpu_s(port: int) -> float:
     """The server's ``tilescan_inference_cpu_seconds_total``, all lanes."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    conn.close()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "tilescan_inference_cpu_seconds_total"
-    )
+    return sum(s.value for s in metric_samples(port) if s.name == "tilescan_inference_cpu_seconds_total")
 
 
 def report_cpu(runs: list[Run], onnxruntime_s: dict[str, float]) -> None:
