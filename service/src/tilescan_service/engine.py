@@ -15,8 +15,8 @@ import numpy as np
 from tilescan_service.config import Settings
 from tilescan_service.memory import BIG_IMAGE_PIXELS, big_image_allocation, release_free_memory
 from tilescan_service.observability.metrics import ServiceMetrics
-from tilescan_service.scheduling import InferenceSlots, Lane, Turn
-from tilescan_shared.image import OpenedImage, open_image
+from tilescan_service.scheduling import InferenceSlots, Lane
+from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import DecisionRule, Segmentation, segment
 from tilescan_shared.model_info import ModelInfo
 from tilescan_shared.predictor import Predictor
@@ -72,10 +72,8 @@ class Engine:
         self.error: str | None = None
         self._sessions: _Sessions | None = None
         self.slots = InferenceSlots(settings.inference_slots, settings.max_image_pixels)
-        # A worker per admitted request (running or waiting for its turn), so a granted one starts at once.
-        self._workers = ThreadPoolExecutor(
-            settings.inference_slots + settings.max_queue, thread_name_prefix="inference"
-        )
+        # One thread per slot, so a granted inference starts at once.
+        self._inference_pool = ThreadPoolExecutor(settings.inference_slots, thread_name_prefix="inference")
         self._pending = 0
 
     @property
@@ -157,71 +155,48 @@ class Engine:
 
     def close(self) -> None:
         """Let running inferences finish and stop the inference threads."""
-        self._workers.shutdown(wait=True, cancel_futures=True)
+        self._inference_pool.shutdown(wait=True, cancel_futures=True)
 
     async def predict(
         self, data: bytes, threshold: float | None, finish: Callable[[Prediction], T]
     ) -> tuple[Prediction, T]:
         """Decode, infer, apply the model's decision rule (``threshold`` overrides its threshold) and
-        call ``finish`` on the prediction (rendering), all in one inference worker call.
+        call ``finish`` on the prediction (rendering: it runs in the inference thread, one hop less).
 
         Raises ``tilescan_shared.image.ImageError`` for bad bytes. How many may wait here is
         bounded before the upload is read, by :mod:`tilescan_service.admission`.
         """
         sessions = self._current()
-        rule = (
-            sessions.solo.info.rule
-            if threshold is None
-            else replace(sessions.solo.info.rule, threshold=threshold)
-        )
-        turn = Turn()
         self._pending += 1
         self.metrics.queued.inc()
         try:
+            gray = await asyncio.to_thread(decode_gray, data, self.settings.max_image_pixels)
+            self.metrics.pixels.observe(gray.size)
+            rule = (
+                sessions.solo.info.rule
+                if threshold is None
+                else replace(sessions.solo.info.rule, threshold=threshold)
+            )
+            lane = await self.slots.acquire(gray.size)
             work = asyncio.get_running_loop().run_in_executor(
-                self._workers, self._predict, sessions, data, rule, finish, turn
+                self._inference_pool, _infer, sessions.lane(lane), gray, rule, finish
             )
             try:
-                # Shielded: a started inference cannot be stopped; its worker gives its turn back.
-                outcome = await asyncio.shield(work)
+                # Shielded: a dropped request's inference cannot be stopped, so its slot is
+                # given back only when the thread is really done with it.
+                prediction, result, cpu_seconds = await asyncio.shield(work)
             except asyncio.CancelledError:
-                self.slots.abandon(turn)  # still waiting: it leaves the line, and nothing is decoded
+                work.add_done_callback(lambda _: self.slots.release(lane, gray.size))
                 raise
+            self.slots.release(lane, gray.size)
+            self.metrics.inference.labels(lane.value).observe(prediction.inference_seconds)
+            self.metrics.inference_cpu.labels(lane.value).inc(cpu_seconds)
         finally:
             self._pending -= 1
             self.metrics.queued.dec()
-        if outcome is None:  # only a turn abandoned above has none, and that request was cancelled
-            raise asyncio.CancelledError
-        return outcome
-
-    def _predict(
-        self,
-        sessions: _Sessions,
-        data: bytes,
-        rule: DecisionRule,
-        finish: Callable[[Prediction], T],
-        turn: Turn,
-    ) -> tuple[Prediction, T] | None:
-        """The worker's part of :meth:`predict`: wait for the turn, then decode and infer in it.
-
-        Only the header is read before the turn comes, so waiting requests hold no decoded pixels.
-        """
-        image = open_image(data, self.settings.max_image_pixels)
-        self.metrics.pixels.observe(image.pixels)
-        lane = self.slots.take(turn, image.pixels)
-        if lane is None:
-            return None
-        try:
-            if turn.abandoned:  # granted as its request was dropped: give the turn straight back
-                return None
-            with big_image_allocation(image.pixels):
-                prediction, result, cpu_seconds = _infer(sessions.lane(lane), image, rule, finish)
-        finally:
-            self.slots.release(turn)
-        self.metrics.inference.labels(lane.value).observe(prediction.inference_seconds)
-        self.metrics.inference_cpu.labels(lane.value).inc(cpu_seconds)
-        if image.pixels >= BIG_IMAGE_PIXELS:
-            release_free_memory()  # what decoding and inference held is free now: back to the OS
+        if gray.size >= BIG_IMAGE_PIXELS:
+            del gray  # what decoding and inference held is free now: give it back to the OS
+            await asyncio.to_thread(release_free_memory)
         return prediction, result
 
 
@@ -236,12 +211,16 @@ def _describe(predictor: Predictor, started: float) -> dict[str, object]:
 
 
 def _infer(
-    predictor: Predictor, image: OpenedImage, rule: DecisionRule, finish: Callable[[Prediction], T]
+    predictor: Predictor, gray: np.ndarray, rule: DecisionRule, finish: Callable[[Prediction], T]
 ) -> tuple[Prediction, T, float]:
-    """The prediction, ``finish(prediction)``, and the CPU seconds onnxruntime took on this thread."""
-    gray = image.decode()
+    """The prediction, ``finish(prediction)``, and the CPU seconds onnxruntime took on this thread.
+
+    Everything after decoding runs in this one worker call: a thread hop costs more than the
+    decision rule or the rendering.
+    """
     started, cpu_started = time.perf_counter(), time.thread_time()
-    probability = predictor.predict(gray)
+    with big_image_allocation(gray.size):
+        probability = predictor.predict(gray)
     seconds, cpu_seconds = time.perf_counter() - started, time.thread_time() - cpu_started
     prediction = Prediction(segment(probability, rule), rule, seconds, predictor.info)
     return prediction, finish(prediction), cpu_seconds

@@ -38,29 +38,3 @@ def test_requests_that_wait_run_side_by_side_and_get_the_same_masks(
     assert answers[1].json()["pred"] == answers[2].json()["pred"] == answers[0].json()["pred"]
     assert len(ran) == 1  # only the first ran on the solo session
     assert (solo, shared) == (1, 2)
-
-
-def test_a_waiting_request_is_decoded_only_when_its_turn_comes(
-    live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
-) -> None:
-    """Its header is checked at once; its pixels (here broken) are looked at only in its turn."""
-    settings = Settings(model_path=tiny_model, inference_concurrency=1, log_level="WARNING")
-    truncated = square_png[: len(square_png) // 2]
-
-    def post(data: bytes) -> httpx.Response:
-        return httpx.post(f"{server.url}/predict", files={"image": ("t.png", data)}, timeout=20)
-
-    with live(settings) as server, ThreadPoolExecutor(2) as pool:
-        engine = server.app.state.engine
-        with blocked_inference(server.app) as (release, _):
-            running = pool.submit(post, square_png)
-            until(lambda: engine.slots.running == 1, what="the first request running")
-            waiting = pool.submit(post, truncated)
-            until(lambda: len(engine.slots._waiters) == 1, what="the broken upload waiting for its turn")
-            still_waiting = not waiting.done()
-            release.set()
-            answers = running.result(), waiting.result()
-
-    assert still_waiting  # had it been decoded on arrival, it would have had its 400 already
-    assert [answer.status_code for answer in answers] == [200, 400]
-    assert answers[1].json()["error"] == "invalid_image"

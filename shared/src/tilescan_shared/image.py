@@ -1,8 +1,7 @@
 """Decode uploaded or stored image bytes into the 8-bit grayscale array the model expects.
 
-One function, :func:`decode_gray` (or its two steps, :func:`open_image` then
-:meth:`OpenedImage.decode`), is the only way images enter tilescan, so training, evaluation and the
-service see identical pixels for identical files.
+One function, :func:`decode_gray`, is the only way images enter tilescan, so training, evaluation
+and the service see identical pixels for identical files.
 """
 
 from __future__ import annotations
@@ -10,8 +9,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -47,77 +45,44 @@ def decode_gray(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.
     Every way the bytes can be broken raises :class:`ImageError` (or a subclass) with a sentence
     for the client; the decoder's own exception, meant for the log, is its ``__cause__``.
     """
-    return open_image(data, max_pixels).decode()
-
-
-class OpenedImage:
-    """An upload whose header passed every check and whose pixels are not decoded yet.
-
-    The two steps of :func:`decode_gray` apart, for a caller that needs the pixel count before it
-    lets the pixels be decoded (the service sizes its inference turn by it).
-    """
-
-    def __init__(self, image: Image.Image) -> None:
-        self._image = image
-
-    @property
-    def pixels(self) -> int:
-        width, height = self._image.size
-        return width * height
-
-    def decode(self) -> np.ndarray:
-        """The pixels as ``uint8 (H, W)``, once; :class:`ImageError` when truncated or corrupt."""
-        with _client_errors():
-            try:
-                self._image.load()
-                return to_gray8(ImageOps.exif_transpose(self._image))
-            finally:
-                self._image.close()  # Pillow's pixels are not needed beside the array: free them now
-
-
-def open_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> OpenedImage:
-    """Read and check the header of image bytes (format, pixel limit, frames): no pixel is decoded."""
     if not data:
         raise ImageError("the file is empty")
-    with _client_errors(), warnings.catch_warnings():
+    with warnings.catch_warnings():
         # We enforce our own pixel limit below; Pillow's own bomb warning would only add noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(data))
-        if img.format not in SUPPORTED_FORMATS:
-            accepted = ", ".join(sorted(SUPPORTED_FORMATS))
-            raise UnsupportedFormatError(
-                f"image format {img.format} is not supported; send one of {accepted}"
-            )
-        width, height = img.size
-        if width < 1 or height < 1:
-            raise ImageError("the image has no pixels")
-        if max_pixels is not None and width * height > max_pixels:
-            raise ImageTooLargeError(
-                f"the image has {width}x{height} = {width * height} pixels, "
-                f"more than the limit of {max_pixels}"
-            )
-        frames = getattr(img, "n_frames", 1)
-        if frames > 1:
-            raise MultiFrameError(f"the image has {frames} frames or pages; send a single-frame image")
-        return OpenedImage(img)
+        try:
+            return _decode(data, max_pixels)
+        except (ImageError, MemoryError):
+            raise
+        except UnidentifiedImageError as err:
+            raise ImageError("the file is not a readable image") from err
+        except Image.DecompressionBombError as err:
+            raise ImageTooLargeError("the image has more pixels than allowed") from err
+        except Exception as err:
+            # Pillow's plugins report a broken file with whatever their parser trips on: OSError,
+            # SyntaxError, ValueError, but also EOFError, struct.error, IndexError, KeyError,
+            # TypeError... Any of them, for bytes a client sent, means the same thing.
+            raise ImageError("the image data is truncated or corrupt") from err
 
 
-@contextmanager
-def _client_errors() -> Iterator[None]:
-    """Turn whatever Pillow raises for broken bytes into an :class:`ImageError` for the client."""
-    try:
-        yield
-    except (ImageError, MemoryError):
-        raise
-    except UnidentifiedImageError as err:
-        raise ImageError("the file is not a readable image") from err
-    except Image.DecompressionBombError as err:
-        raise ImageTooLargeError("the image has more pixels than allowed") from err
-    except Exception as err:
-        # Pillow's plugins report a broken file with whatever their parser trips on: OSError,
-        # SyntaxError, ValueError, but also EOFError, struct.error, IndexError, KeyError,
-        # TypeError... Any of them, for bytes a client sent, means the same thing.
-        raise ImageError("the image data is truncated or corrupt") from err
+def _decode(data: bytes, max_pixels: int | None) -> np.ndarray:
+    img = Image.open(io.BytesIO(data))
+    if img.format not in SUPPORTED_FORMATS:
+        raise UnsupportedFormatError(
+            f"image format {img.format} is not supported; send one of {', '.join(sorted(SUPPORTED_FORMATS))}"
+        )
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise ImageError("the image has no pixels")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"the image has {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}"
+        )
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        raise MultiFrameError(f"the image has {frames} frames or pages; send a single-frame image")
+    img.load()
+    return to_gray8(ImageOps.exif_transpose(img))
 
 
 # 16-bit to 8-bit as one table lookup per pixel: the same rounding as computing
