@@ -79,7 +79,14 @@ def _reference_segment(probability: np.ndarray, rule: DecisionRule) -> tuple[np.
 
 @pytest.mark.parametrize("smoothing", [0, 1, 3])
 @pytest.mark.parametrize(
-    "rule", [DecisionRule(0.5), DecisionRule(0.3, 5, 0.9), DecisionRule(0.05, 96, 0.98), DecisionRule(0.999)]
+    "rule",
+    [
+        DecisionRule(0.5),
+        DecisionRule(0.3, 5, 0.9),
+        DecisionRule(0.05, 96, 0.98),
+        DecisionRule(0.999),
+        DecisionRule(0.2, 0, 1.5),  # candidates, but no peak high enough: nothing to label
+    ],
 )
 def test_segment_matches_the_per_label_reference(smoothing: int, rule: DecisionRule) -> None:
     raw = ndimage.gaussian_filter(np.random.default_rng(smoothing).random((61, 83)), smoothing)

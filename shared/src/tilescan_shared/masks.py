@@ -52,14 +52,17 @@ class Segmentation:
 def segment(probability: np.ndarray, rule: DecisionRule) -> Segmentation:
     """Apply the decision rule to a ``float (H, W)`` probability map.
 
-    After labelling, only the candidate pixels are looked at (a few percent of a tile): areas, peaks
-    and bounding boxes come from them, not from whole-image passes (0.64 vs 1.28 ms a tile).
+    A map without a pixel at the region peak (or the threshold) cannot keep a region and is not
+    labelled at all: 17 of the 48 tiles of ``make bench``, 0.81 instead of 1.08 ms a tile on
+    average. After labelling, only the candidate pixels are looked at (a few percent of a tile):
+    areas, peaks and bounding boxes come from them, not from whole-image passes (0.64 vs 1.28 ms).
     """
+    mask = np.zeros(probability.shape, dtype=np.uint8)
+    # No pixel that could make a region count: no labelling (most tiles of a line are clean).
+    if not (probability >= max(rule.threshold, rule.min_region_peak)).any():
+        return Segmentation(mask, [])
     candidate = probability >= rule.threshold
     labels, count = ndimage.label(candidate, structure=_EIGHT_CONNECTED)
-    mask = np.zeros(probability.shape, dtype=np.uint8)
-    if count == 0:
-        return Segmentation(mask, [])
     inside = np.flatnonzero(candidate)
     owner = labels.ravel()[inside]
     areas = np.bincount(owner, minlength=count + 1)
