@@ -5,7 +5,8 @@
 measured in turn with (a), round by round; and the server's CPU time per request at concurrency 1
 beyond onnxruntime's own (the server counts onnxruntime's CPU time itself);
 (c) overload: good answers per second with 64 connections beside the capacity with 8, the wait of
-the accepted ones, and the answer to the first request after the overload;
+the accepted ones, and the answer to the first request after the overload; the same overload on a
+service whose request deadline is the queue's worth of single requests;
 (d) the peak and held memory of a fresh service for one 36 Mpx 16-bit PNG (and three float TIFFs);
 plus the JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issues 4 and 9:
 service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5 ms, PNG >= 20x
@@ -43,6 +44,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from tilescan_service.config import Settings  # the servers' settings come from the same environment
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import segment
 from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, Predictor
@@ -475,7 +477,6 @@ async def mirror_cpu_ms(shadow_url: str, tiles: list[tuple[str, bytes]], rounds:
     A ``ShadowMirror`` as the service runs it (same settings) sends every tile to ``shadow_url`` and
     compares the answers with a mask of the tile's size; nothing else runs in this process meanwhile.
     """
-    from tilescan_service.config import Settings
     from tilescan_service.shadow import ShadowMirror
     from tilescan_shared.masks import Segmentation
 
@@ -648,14 +649,32 @@ def main() -> None:
                 )
         runs = list(interleaved(args.rounds, measurements).values())
         print("overload runs ...", flush=True)
-        # In turn, as above: the capacity and the overloads each get a third of their time per round.
-        spells: dict[str, list[Load]] = {"capacity": [], "at once": [], "polite": []}
-        for _ in range(3):
-            spells["capacity"].append(bench_load(port, bodies, 8, args.load_s / 3, honor_retry_after=False))
-            spells["at once"].append(bench_load(port, bodies, 64, args.load_s / 3, honor_retry_after=False))
-            spells["polite"].append(bench_load(port, bodies, 64, args.load_s / 3, honor_retry_after=True))
+        # The same overload on a second service whose request deadline is the queue's worth of
+        # single requests: how much goodput a bound on every answer's wait costs.
+        deadline_s = Settings().max_queue * single_request_ms(runs) / 1000
+        deadline_port = free_port()
+        deadline_service = start_service(
+            args.model,
+            deadline_port,
+            log.with_name("tilescan-bench-deadline.log"),
+            TILESCAN_REQUEST_TIMEOUT_SECONDS=f"{deadline_s:.3f}",
+        )
+        try:
+            # In turn, as above: each load gets a third of its time per round.
+            spells: dict[str, list[Load]] = {"deadline": [], "capacity": [], "at once": [], "polite": []}
+            spell = args.load_s / 3
+            bench_http(deadline_port, bodies[:8], "json", 1, 1, args.limit_s, deadline_service.pid)
+            for _ in range(3):
+                spells["deadline"].append(
+                    bench_load(deadline_port, bodies, 64, spell, honor_retry_after=True)
+                )
+                spells["capacity"].append(bench_load(port, bodies, 8, spell, honor_retry_after=False))
+                spells["at once"].append(bench_load(port, bodies, 64, spell, honor_retry_after=False))
+                spells["polite"].append(bench_load(port, bodies, 64, spell, honor_retry_after=True))
+        finally:
+            stop_service(deadline_service)
         right_after = one_request(port, bodies[0])  # right after the last spell of 64 connections
-        capacity, overload, polite = (Load.merged(loads) for loads in spells.values())
+        deadlined, capacity, overload, polite = (Load.merged(loads) for loads in spells.values())
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         response_sizes = {
             fmt: [len(post(conn, f"/predict?format={fmt}", body, ctype)[1]) for body, ctype in bodies]
@@ -668,7 +687,11 @@ def main() -> None:
     report(runs, response_sizes)
     report_cpu(cpu_runs, onnxruntime_s)
     report_overload(
-        runs, capacity, {"64, retry at once": overload, "64, honour Retry-After": polite}, right_after
+        runs,
+        capacity,
+        {"64, retry at once": overload, "64, honour Retry-After": polite},
+        right_after,
+        (deadline_s, deadlined),
     )
 
     report_memory(
@@ -759,17 +782,26 @@ def report_cpu(runs: dict[str, Run], onnxruntime_s: dict[str, float]) -> None:
     )
 
 
-def report_overload(
-    runs: list[Run], capacity: Load, overloads: dict[str, Load], after: tuple[int, float]
-) -> None:
-    from tilescan_service.config import Settings  # the server's settings come from the same environment
+def single_request_ms(runs: list[Run]) -> float:
+    """The single-request time of the overload bound: the service's JSON p50 at c=1."""
+    return {run.name: run for run in runs}["service JSON (c=1)"].percentile(50)
 
+
+def report_overload(
+    runs: list[Run],
+    capacity: Load,
+    overloads: dict[str, Load],
+    after: tuple[int, float],
+    deadline: tuple[float, Load],
+) -> None:
     settings = Settings()
-    single = {run.name: run for run in runs}["service JSON (c=1)"].percentile(50)
+    single = single_request_ms(runs)
     bound = (settings.max_queue + 1) * single
+    deadline_s, deadlined = deadline
     print(f"\n| JSON load, {capacity.wall:.0f} s each | 200/s | vs 8 | 503s | other | p50 ms | p99 ms |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, load in {"8 connections (capacity)": capacity, **overloads}.items():
+    with_deadline = f"64, honour Retry-After, `TILESCAN_REQUEST_TIMEOUT_SECONDS={deadline_s:.2f}`"
+    for name, load in {"8 connections (capacity)": capacity, **overloads, with_deadline: deadlined}.items():
         print(
             f"| {name} | {load.goodput:.1f} | {load.goodput / capacity.goodput:.2f}x | {load.rejected} "
             f"| {load.other} | {load.ok_percentile(50):.0f} | {load.ok_percentile(99):.0f} |"
@@ -789,6 +821,13 @@ def report_overload(
     print(
         f"(with all {places} places taken at {rate:.1f} answers/s, the mean time in the service is "
         f"{places / rate * 1000:.0f} ms by Little's law)"
+    )
+    kept = deadlined.goodput / capacity.goodput
+    print(
+        f"with a request deadline of (queue {settings.max_queue}) x single request = {deadline_s:.2f} s "
+        f"(504 past it): p99 of the accepted {deadlined.ok_percentile(99):.0f} ms "
+        f"({_verdict(deadlined.ok_percentile(99) <= bound)}), goodput {kept:.2f}x "
+        f"({_verdict(kept >= 0.9)}), {deadlined.other} answers past the deadline"
     )
     print(
         f"first request after the overload: {after[0]} in {after[1] * 1000:.0f} ms "
