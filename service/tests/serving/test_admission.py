@@ -211,6 +211,31 @@ def test_a_request_past_its_deadline_gets_504(
     assert after.status_code == 200
 
 
+def test_a_request_still_waiting_at_its_deadline_leaves_the_line_with_504(
+    live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
+) -> None:
+    """The deadline bounds every answer's wait: a queued request past it never reaches inference."""
+    settings = Settings(
+        model_path=tiny_model, inference_concurrency=1, request_timeout_seconds=1.0, log_level="WARNING"
+    )
+    with live(settings) as server, ThreadPoolExecutor(1) as pool:
+        engine = server.app.state.engine
+        with blocked_inference(server.app) as (release, ran):
+            running = pool.submit(post, server.url, square_png)
+            until(lambda: engine.pending == 1, what="the first prediction running")
+            started = time.monotonic()
+            late = post(server.url, square_png)  # waits behind it until its own deadline
+            seconds = time.monotonic() - started
+            pending_after = engine.pending
+            release.set()
+            running.result()
+
+    assert (late.status_code, late.json()["error"]) == (504, "deadline_exceeded")
+    assert 0.8 < seconds < 3
+    assert pending_after <= 1  # it left the line; only the running one (if not yet late) remains
+    assert len(ran) == 1  # only the running request reached onnxruntime
+
+
 def test_overload_gets_only_200_or_503_and_the_next_request_after_it_gets_200(
     live: Callable, tiny_model: Path, square_png: bytes
 ) -> None:
