@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     header_timeout_seconds: Annotated[float, Field(gt=0)] = 10  # request line + headers, per request
     body_timeout_seconds: Annotated[float, Field(gt=0)] = 20  # the whole upload, from its headers
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 30  # from arrival to the answer's start
+    # Waiting for an inference turn, after decoding; past it 503 + Retry-After (0: no limit but the above).
+    queue_timeout_seconds: Annotated[float, Field(ge=0)] = 0
     # Open connections served; beyond it uvicorn answers 503 (its limit_concurrency).
     max_connections: Annotated[int, Field(ge=1)] = 256
     # SIGTERM: /readyz turns 503 at once; requests are served for drain_seconds more (load balancers

@@ -31,6 +31,10 @@ class NotReadyError(Exception):
     """The model is still loading (or failed to load)."""
 
 
+class QueueTimeoutError(Exception):
+    """No inference turn came within ``queue_timeout_seconds``: the request left the line."""
+
+
 @dataclass(frozen=True)
 class Prediction:
     segmentation: Segmentation
@@ -177,7 +181,7 @@ class Engine:
                 if threshold is None
                 else replace(sessions.solo.info.rule, threshold=threshold)
             )
-            lane = await self.slots.acquire(gray.size)
+            lane = await self._turn(gray.size)
             work = asyncio.get_running_loop().run_in_executor(
                 self._inference_pool, _infer, sessions.lane(lane), gray, rule, finish
             )
@@ -198,6 +202,21 @@ class Engine:
             del gray  # what decoding and inference held is free now: give it back to the OS
             await asyncio.to_thread(release_free_memory)
         return prediction, result
+
+    async def _turn(self, pixels: int) -> Lane:
+        """Wait for an inference turn, at most ``queue_timeout_seconds`` when set.
+
+        A request that would wait longer leaves the line before any inference work, so the answers
+        that do come waited at most that long, and the requests shed cost no inference.
+        """
+        limit = self.settings.queue_timeout_seconds or None
+        try:
+            async with asyncio.timeout(limit):
+                return await self.slots.acquire(pixels)
+        except TimeoutError:
+            raise QueueTimeoutError(
+                f"no inference turn within {limit:g} s: the service is busy; retry later"
+            ) from None
 
 
 def _describe(predictor: Predictor, started: float) -> dict[str, object]:

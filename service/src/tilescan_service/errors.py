@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tilescan_service.engine import NotReadyError
+from tilescan_service.engine import NotReadyError, QueueTimeoutError
 from tilescan_service.observability.logs import request_id_var
 from tilescan_service.schemas import ErrorBody
 from tilescan_shared.image import ImageError, ImageTooLargeError, MultiFrameError, UnsupportedFormatError
@@ -111,6 +111,11 @@ def install_error_handlers(app: FastAPI) -> None:
         retry = str(request.app.state.settings.retry_after_seconds)
         return error_response(503, "not_ready", str(exc), {"Retry-After": retry})
 
+    @app.exception_handler(QueueTimeoutError)
+    async def queue_timeout(request: Request, exc: QueueTimeoutError) -> JSONResponse:
+        retry = str(request.app.state.settings.retry_after_seconds)
+        return error_response(503, "queue_timeout", str(exc), {"Retry-After": retry})
+
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the given error statuses, each with examples."""
@@ -176,8 +181,8 @@ _ERROR_DOCS: dict[int, dict[str, Any]] = {
         ),
     },
     503: {
-        "description": "The model is still loading, or every inference slot and queue place is taken; "
-        "see Retry-After.",
+        "description": "The model is still loading, every inference slot and queue place is taken, or "
+        "no inference turn came within TILESCAN_QUEUE_TIMEOUT_SECONDS; see Retry-After.",
         "headers": {
             "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
         },
@@ -187,6 +192,7 @@ _ERROR_DOCS: dict[int, dict[str, Any]] = {
                 "the service is busy (all 17 inference slots and queue places are taken); retry later",
             ),
             ("not_ready", "the model is still loading"),
+            ("queue_timeout", "no inference turn within 1.5 s: the service is busy; retry later"),
         ),
     },
     504: {

@@ -236,6 +236,33 @@ def test_a_request_still_waiting_at_its_deadline_leaves_the_line_with_504(
     assert len(ran) == 1  # only the running request reached onnxruntime
 
 
+def test_a_request_without_a_turn_within_the_queue_timeout_leaves_the_line_with_503(
+    live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
+) -> None:
+    """A busy answer to retry, before any inference work; the request running is not affected."""
+    settings = Settings(
+        model_path=tiny_model, inference_concurrency=1, queue_timeout_seconds=0.5, log_level="WARNING"
+    )
+    with live(settings) as server, ThreadPoolExecutor(1) as pool:
+        engine = server.app.state.engine
+        with blocked_inference(server.app) as (release, ran):
+            running = pool.submit(post, server.url, square_png)
+            until(lambda: engine.pending == 1, what="the first prediction running")
+            started = time.monotonic()
+            shed = post(server.url, square_png)
+            seconds = time.monotonic() - started
+            pending_after = engine.pending
+            release.set()
+            first = running.result()
+
+    assert (shed.status_code, shed.json()["error"]) == (503, "queue_timeout")
+    assert shed.headers["retry-after"] == "1"
+    assert 0.4 < seconds < 3
+    assert pending_after == 1  # it left the line at once
+    assert first.status_code == 200  # the running request had its turn: no queue timeout for it
+    assert len(ran) == 1  # the shed request cost no inference
+
+
 def test_overload_gets_only_200_or_503_and_the_next_request_after_it_gets_200(
     live: Callable, tiny_model: Path, square_png: bytes
 ) -> None:
