@@ -214,6 +214,7 @@ class Engine:
             async with asyncio.timeout(limit):
                 return await self.slots.acquire(pixels)
         except TimeoutError:
+            self.metrics.queue_timeouts.inc()
             raise QueueTimeoutError(
                 f"no inference turn within {limit:g} s: the service is busy; retry later"
             ) from None

@@ -108,13 +108,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NotReadyError)
     async def not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
-        retry = str(request.app.state.settings.retry_after_seconds)
-        return error_response(503, "not_ready", str(exc), {"Retry-After": retry})
+        return _retry_later(request, "not_ready", exc)
 
     @app.exception_handler(QueueTimeoutError)
     async def queue_timeout(request: Request, exc: QueueTimeoutError) -> JSONResponse:
-        retry = str(request.app.state.settings.retry_after_seconds)
-        return error_response(503, "queue_timeout", str(exc), {"Retry-After": retry})
+        return _retry_later(request, "queue_timeout", exc)
+
+
+def _retry_later(request: Request, error: str, exc: Exception) -> JSONResponse:
+    """503 with the service's ``Retry-After``."""
+    retry = str(request.app.state.settings.retry_after_seconds)
+    return error_response(503, error, str(exc), {"Retry-After": retry})
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

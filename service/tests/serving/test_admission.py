@@ -254,8 +254,10 @@ def test_a_request_without_a_turn_within_the_queue_timeout_leaves_the_line_with_
             pending_after = engine.pending
             release.set()
             first = running.result()
+        counted = server.metric("tilescan_inference_queue_timeouts_total")
 
     assert (shed.status_code, shed.json()["error"]) == (503, "queue_timeout")
+    assert counted == 1
     assert shed.headers["retry-after"] == "1"
     assert 0.4 < seconds < 3
     assert pending_after == 1  # it left the line at once

@@ -67,6 +67,11 @@ class ServiceMetrics:
             "Predictions refused with 503 because the queue was full.",
             registry=self.registry,
         )
+        self.queue_timeouts = Counter(
+            "tilescan_inference_queue_timeouts",
+            "Predictions that left the line with 503: no inference turn within the queue timeout.",
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "tilescan_model_reloads",
             "Replaced model files loaded (result=success, now serving) or refused (result=failure).",
