@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
 from tilescan_service.config import Settings
 
@@ -211,58 +212,50 @@ def test_a_request_past_its_deadline_gets_504(
     assert after.status_code == 200
 
 
-def test_a_request_still_waiting_at_its_deadline_leaves_the_line_with_504(
-    live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
+@pytest.mark.parametrize(
+    ("limit", "status", "error", "first_status", "queue_timeouts"),
+    [
+        # The request deadline: every request's, the running one's too (its 504 comes first).
+        ({"request_timeout_seconds": 1.0}, 504, "deadline_exceeded", 504, 0),
+        # The queue timeout: only a request still waiting for its turn; a busy answer to retry.
+        ({"queue_timeout_seconds": 0.5}, 503, "queue_timeout", 200, 1),
+    ],
+    ids=["request-deadline", "queue-timeout"],
+)
+def test_a_request_still_waiting_for_its_turn_past_its_time_limit_leaves_the_line(
+    live: Callable,
+    blocked_inference: Callable,
+    until: Callable,
+    tiny_model: Path,
+    square_png: bytes,
+    limit: dict[str, float],
+    status: int,
+    error: str,
+    first_status: int,
+    queue_timeouts: int,
 ) -> None:
-    """The deadline bounds every answer's wait: a queued request past it never reaches inference."""
-    settings = Settings(
-        model_path=tiny_model, inference_concurrency=1, request_timeout_seconds=1.0, log_level="WARNING"
-    )
+    """Every answer's wait is bounded, and a request shed while waiting never reaches inference."""
+    settings = Settings(model_path=tiny_model, inference_concurrency=1, log_level="WARNING", **limit)
     with live(settings) as server, ThreadPoolExecutor(1) as pool:
         engine = server.app.state.engine
         with blocked_inference(server.app) as (release, ran):
             running = pool.submit(post, server.url, square_png)
             until(lambda: engine.pending == 1, what="the first prediction running")
             started = time.monotonic()
-            late = post(server.url, square_png)  # waits behind it until its own deadline
-            seconds = time.monotonic() - started
-            pending_after = engine.pending
-            release.set()
-            running.result()
-
-    assert (late.status_code, late.json()["error"]) == (504, "deadline_exceeded")
-    assert 0.8 < seconds < 3
-    assert pending_after <= 1  # it left the line; only the running one (if not yet late) remains
-    assert len(ran) == 1  # only the running request reached onnxruntime
-
-
-def test_a_request_without_a_turn_within_the_queue_timeout_leaves_the_line_with_503(
-    live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
-) -> None:
-    """A busy answer to retry, before any inference work; the request running is not affected."""
-    settings = Settings(
-        model_path=tiny_model, inference_concurrency=1, queue_timeout_seconds=0.5, log_level="WARNING"
-    )
-    with live(settings) as server, ThreadPoolExecutor(1) as pool:
-        engine = server.app.state.engine
-        with blocked_inference(server.app) as (release, ran):
-            running = pool.submit(post, server.url, square_png)
-            until(lambda: engine.pending == 1, what="the first prediction running")
-            started = time.monotonic()
-            shed = post(server.url, square_png)
+            late = post(server.url, square_png)  # waits behind it until its own limit
             seconds = time.monotonic() - started
             pending_after = engine.pending
             release.set()
             first = running.result()
         counted = server.metric("tilescan_inference_queue_timeouts_total")
 
-    assert (shed.status_code, shed.json()["error"]) == (503, "queue_timeout")
-    assert counted == 1
-    assert shed.headers["retry-after"] == "1"
+    assert (late.status_code, late.json()["error"]) == (status, error)
+    assert late.headers.get("retry-after") == ("1" if status == 503 else None)
     assert 0.4 < seconds < 3
-    assert pending_after == 1  # it left the line at once
-    assert first.status_code == 200  # the running request had its turn: no queue timeout for it
-    assert len(ran) == 1  # the shed request cost no inference
+    assert pending_after <= 1  # it left the line at once
+    assert first.status_code == first_status
+    assert counted == queue_timeouts
+    assert len(ran) == 1  # only the running request reached onnxruntime
 
 
 def test_overload_gets_only_200_or_503_and_the_next_request_after_it_gets_200(
