@@ -45,6 +45,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tilescan_service.config import Settings  # the servers' settings come from the same environment
+from tilescan_service.engine import Prediction
+from tilescan_service.rendering import render
+from tilescan_service.schemas import OutputFormat
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import segment
 from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, Predictor
@@ -113,11 +116,11 @@ def load_test_tiles(limit: int) -> list[tuple[str, bytes]]:
     return (mixed + leftovers)[:limit]
 
 
-def direct_session(model: Path, arrays: list[np.ndarray], intra_op_threads: int = 0) -> ort.InferenceSession:
-    """A session with the service's options, warmed up as the service warms its own."""
-    session = Predictor(model, intra_op_threads=intra_op_threads).session
-    session.run([OUTPUT_NAME], {INPUT_NAME: arrays[0][None, None]})
-    return session
+def direct_predictor(model: Path, arrays: list[np.ndarray], intra_op_threads: int = 0) -> Predictor:
+    """A predictor with the service's session options, warmed up as the service warms its own."""
+    predictor = Predictor(model, intra_op_threads=intra_op_threads)
+    predictor.session.run([OUTPUT_NAME], {INPUT_NAME: arrays[0][None, None]})
+    return predictor
 
 
 def bench_direct(session: ort.InferenceSession, arrays: list[np.ndarray], name: str) -> Run:
@@ -136,10 +139,6 @@ def bench_pipeline(predictor: Predictor, images: list[bytes], fmt: str) -> Run:
     """The service's own calls around onnxruntime, in this process and in the service's order:
     decoding, inference, decision rule, rendering. ``cpu_s`` leaves onnxruntime's out: it is what a
     tile costs besides inference before any HTTP (caches are cold after inference)."""
-    from tilescan_service.engine import Prediction
-    from tilescan_service.rendering import render
-    from tilescan_service.schemas import OutputFormat
-
     rule, latencies, cpu_s = predictor.info.rule, [], 0.0
     started = time.perf_counter()
     for data in images:
@@ -632,7 +631,7 @@ def main() -> None:
         report_shadow(*bench_shadow(args.model, tiles, bodies, args.rounds, args.limit_s))
         return
 
-    session = direct_session(args.model, arrays)
+    session = direct_predictor(args.model, arrays).session
     port = free_port()
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-service.log"
     service = start_service(args.model, port, log)
@@ -724,8 +723,8 @@ def bench_cpu(
     time into the tile's work around inference and the serving (HTTP, threads, logs, metrics).
     Returns the runs by name (the server's CPU in ``cpu_s``) and onnxruntime's seconds in the server.
     """
-    predictor = Predictor(args.model, intra_op_threads=1)
-    session = direct_session(args.model, arrays, intra_op_threads=1)
+    predictor = direct_predictor(args.model, arrays, intra_op_threads=1)
+    session = predictor.session
     port = free_port()
     service = start_service(args.model, port, log, TILESCAN_INTRA_OP_THREADS="1")
     try:
