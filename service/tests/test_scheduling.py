@@ -96,8 +96,10 @@ def test_a_dropped_waiter_gives_its_turn_to_the_next() -> None:
         assert await slots.acquire(10) is Lane.SOLO
         dropped, kept = asyncio.ensure_future(slots.acquire(10)), asyncio.ensure_future(slots.acquire(10))
         await _settle()
+        assert slots.waiting == 2
         dropped.cancel()
         await _settle()
+        assert slots.waiting == 1
         slots.release(Lane.SOLO, 10)
         assert await kept is Lane.SOLO  # the dropped one is not counted as waiting beside it
         assert (slots.running, slots.running_pixels) == (1, 10)

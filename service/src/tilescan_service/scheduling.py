@@ -38,6 +38,11 @@ class InferenceSlots:
         self.solo_running = False
         self._waiters: deque[tuple[int, asyncio.Future[Lane]]] = deque()
 
+    @property
+    def waiting(self) -> int:
+        """Predictions waiting for a turn."""
+        return sum(not turn.done() for _, turn in self._waiters)
+
     async def acquire(self, pixels: int) -> Lane:
         """Wait for a turn for an image of ``pixels`` pixels; the caller must :meth:`release` it."""
         turn: asyncio.Future[Lane] = asyncio.get_running_loop().create_future()

@@ -240,7 +240,7 @@ def test_a_request_still_waiting_for_its_turn_past_its_time_limit_leaves_the_lin
         engine = server.app.state.engine
         with blocked_inference(server.app) as (release, ran):
             running = pool.submit(post, server.url, square_png)
-            until(lambda: engine.pending == 1, what="the first prediction running")
+            until(lambda: engine.slots.running == 1, what="the first prediction running")
             started = time.monotonic()
             late = post(server.url, square_png)  # waits behind it until its own limit
             seconds = time.monotonic() - started

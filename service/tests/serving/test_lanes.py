@@ -27,7 +27,8 @@ def test_requests_that_wait_run_side_by_side_and_get_the_same_masks(
             alone = pool.submit(post)
             until(lambda: engine.slots.running == 1, what="the first request running alone")
             waiting = [pool.submit(post) for _ in range(2)]
-            until(lambda: engine.pending == 3, what="two more requests waiting")
+            # Waiting for a turn, not only admitted: one still decoding would find the lane free and run solo.
+            until(lambda: engine.slots.waiting == 2, what="two more requests waiting for a turn")
             assert engine.slots.running == 1  # nothing runs beside a solo inference
             release.set()
             answers = [alone.result(), *(request.result() for request in waiting)]
