@@ -135,7 +135,7 @@ def test_a_client_that_hangs_up_is_dropped_before_inference_and_logged_499(
         engine = server.app.state.engine
         with blocked_inference(server.app) as (release, ran):
             first = pool.submit(post, server.url, square_png)
-            until(lambda: engine.pending == 1, what="the first prediction")
+            until(lambda: engine.slots.running == 1, what="the first prediction running")
             body, content_type = multipart(square_png)
             with socket.create_connection(("127.0.0.1", server.port)) as sock:
                 sock.sendall(request_head(server.port, body, content_type) + body)
