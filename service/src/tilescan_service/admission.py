@@ -20,7 +20,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tilescan_service.config import Settings
-from tilescan_service.errors import error_response
+from tilescan_service.errors import error_response, retry_later
 from tilescan_service.observability.metrics import ServiceMetrics
 
 # nginx's code for "client closed the request"; only logs and metrics see it, the client is gone.
@@ -86,10 +86,8 @@ class AdmissionMiddleware:
         client = scope.get("client")
         if not await self.admission.enter((client[0], client[1]) if client else None):
             busy = f"all {self.admission.capacity} inference slots and queue places are taken"
-            retry = {"Retry-After": str(self.settings.retry_after_seconds)}
-            await error_response(503, "overloaded", f"the service is busy ({busy}); retry later", retry)(
-                scope, receive, send
-            )
+            refusal = f"the service is busy ({busy}); retry later"
+            await retry_later("overloaded", refusal, self.settings.retry_after_seconds)(scope, receive, send)
             return
         try:
             await _Cycle(self.app, self.settings).run(scope, receive, send)

@@ -52,6 +52,11 @@ def error_response(
     return JSONResponse(body.model_dump(), status_code=status_code, headers=headers)
 
 
+def retry_later(error: str, detail: str, retry_after_seconds: int) -> JSONResponse:
+    """503 with ``Retry-After``: every answer that means "busy or loading, come back"."""
+    return error_response(503, error, detail, {"Retry-After": str(retry_after_seconds)})
+
+
 def _describe(error: dict[str, Any]) -> str:
     """One validation error as a sentence naming the parameter, e.g. ``query parameter 'threshold': ...``."""
     loc = [str(part) for part in error.get("loc", ())]
@@ -108,17 +113,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NotReadyError)
     async def not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
-        return _retry_later(request, "not_ready", exc)
+        return retry_later("not_ready", str(exc), request.app.state.settings.retry_after_seconds)
 
     @app.exception_handler(QueueTimeoutError)
     async def queue_timeout(request: Request, exc: QueueTimeoutError) -> JSONResponse:
-        return _retry_later(request, "queue_timeout", exc)
-
-
-def _retry_later(request: Request, error: str, exc: Exception) -> JSONResponse:
-    """503 with the service's ``Retry-After``."""
-    retry = str(request.app.state.settings.retry_after_seconds)
-    return error_response(503, error, str(exc), {"Retry-After": retry})
+        return retry_later("queue_timeout", str(exc), request.app.state.settings.retry_after_seconds)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -45,7 +45,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._disarm_header_timer()
 
     def on_response_complete(self) -> None:
-        # A pipelined request already parsed starts in there; its cycle keeps the timer harmless.
+        # A pipelined request whose headers are parsed already starts in super(): the timer may fire
+        # while it runs, but _headers_late closes only between requests, and its answer re-arms it.
         self._arm_header_timer()
         super().on_response_complete()
 
