@@ -116,9 +116,10 @@ def _hand_val_metrics(net, tiles, loss_fn=None) -> tuple[float, float]:
             h, w = image.shape[-2:]
             pad = ((0, -h % net.multiple), (0, -w % net.multiple))
             padded = np.pad(image[0].numpy(), pad, mode="edge")
-            logits = net(torch.from_numpy(padded)[None, None])[..., :h, :w]
+            logits, tile = net(torch.from_numpy(padded)[None, None])
+            logits = logits[..., :h, :w]
             if loss_fn is not None:
-                losses.append(float(loss_fn(logits, mask[None])))
+                losses.append(float(loss_fn(logits, tile, mask[None])[0]))
             prob, truth = torch.sigmoid(logits)[0, 0].numpy(), mask[0].numpy() >= 0.5
             for i, t in enumerate(VAL_THRESHOLDS.tolist()):
                 pred = prob >= t

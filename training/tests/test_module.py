@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 
 from tilescan_training.datamodule import TileDataModule
-from tilescan_training.losses import SegmentationLoss
+from tilescan_training.losses import SegDecLoss
 from tilescan_training.module import SegmentationModule
 from tilescan_training.net import UNet
 
@@ -15,7 +15,7 @@ def _parts(ingested, repo_params):
     train = replace(repo_params.train, net=replace(repo_params.train.net, base_channels=4, depth=2))
     torch.manual_seed(0)
     net = UNet(base_channels=4, depth=2)
-    module = SegmentationModule(net, SegmentationLoss(train.loss), train.optimizer)
+    module = SegmentationModule(net, SegDecLoss(train.loss), train.optimizer)
     data = TileDataModule(ingested / "ingested", ingested / "split.csv", (32, 32), 4, augment=train.augment)
     return net, module, data
 
@@ -31,9 +31,11 @@ def test_fit_logs_losses_and_the_checkpoint_metric(ingested, repo_params):
     trainer = _trainer(max_epochs=2, enable_checkpointing=False)
     trainer.fit(module, datamodule=data)
     metrics = trainer.callback_metrics
-    assert {"train/loss", "val/loss", "val/pixel_dice_max", "val/pixel_dice_max_best"} <= metrics.keys()
+    logged = {"train/loss", "train/seg_loss", "train/tile_loss", "val/loss", "val/pixel_dice_max"}
+    assert logged | {"val/tile_ap", "val/tile_auroc", "val/score", "val/score_best"} <= metrics.keys()
     assert torch.isfinite(metrics["train/loss"])
-    assert 0 <= metrics["val/pixel_dice_max"] <= metrics["val/pixel_dice_max_best"] <= 1
+    assert 0 <= metrics["val/score"] <= metrics["val/score_best"] <= 1
+    assert metrics["val/score"] == (metrics["val/pixel_dice_max"] + metrics["val/tile_ap"]) / 2
 
 
 def test_val_metric_is_the_best_threshold_dice_of_whole_native_tiles(ingested, repo_params, hand_val_metrics):

@@ -25,8 +25,10 @@ TINY = {
         "init_weights": "",
         "init_weights_sha256": "",
         "epochs": 2,
+        "val_every": 1,
         "batch_size": 4,
         "num_workers": 0,
+        "compile": False,
         "accelerator": "cpu",
         "devices": 1,
         "net": {"base_channels": 4, "depth": 2},
@@ -54,7 +56,6 @@ def pipeline_repo(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFact
     repo = tmp_path_factory.mktemp("repo")
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(REPO / name, repo / name)
-    shutil.copytree(REPO / "models/pretrained", repo / "models/pretrained")  # a dep of train in dvc.yaml
     for package in ("shared", "training"):
         shutil.copytree(
             REPO / package / "src", repo / package / "src", ignore=shutil.ignore_patterns("__pycache__")
@@ -81,8 +82,10 @@ def test_every_stage_writes_its_outputs(pipeline_repo: Path):
     assert (repo / "models/checkpoints/best.ckpt").is_file()
     assert (repo / "dvclive/metrics.json").is_file()
     assert (repo / "dvclive/plots/metrics/val/pixel_dice_max.tsv").is_file()
+    assert (repo / "models/exported.onnx").is_file()
     assert (repo / "models/candidate.onnx").is_file()
-    for png in ("dice_vs_threshold.png", "training_curves.png"):
+    assert not (repo / "models/tilescan.onnx").exists()  # the served model changes only by `make promote`
+    for png in ("dice_vs_threshold.png", "training_curves.png", "tile_pr.png"):
         assert (repo / "evaluation/plots" / png).stat().st_size > 1000
     assert len(list((repo / "evaluation/examples").glob("*.png"))) == 3
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
@@ -97,15 +100,20 @@ def test_metrics_and_sealed_model(pipeline_repo: Path):
         assert 0.0 <= metrics[key] <= 1.0
     assert set(metrics["per_class"]) == {"blowhole", "crack", "uneven"}
     assert metrics["rule"]["threshold"] in TINY["evaluate"]["thresholds"]
+    assert 0.0 <= metrics["rule"]["tile_threshold"] <= 1.0
+    assert 0.0 <= metrics["tile"]["roc_auc"] <= 1.0
+    assert 0.0 <= metrics["tile"]["average_precision"] <= 1.0
+    for cls in metrics["per_class"].values():
+        assert 0 <= cls["found"] <= cls["images"]
 
-    model = pipeline_repo / "models/tilescan.onnx"
+    model = pipeline_repo / "models/candidate.onnx"
     props = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
     assert float(props["threshold"]) == metrics["rule"]["threshold"]
+    assert float(props["tile_threshold"]) == metrics["rule"]["tile_threshold"]
     assert json.loads(props["metrics"])["dice"] == metrics["dice"]
-    candidate = {
-        p.key: p.value for p in onnx.load(str(pipeline_repo / "models/candidate.onnx")).metadata_props
-    }
-    assert props["version"] == candidate["version"]
+    exported = {p.key: p.value for p in onnx.load(str(pipeline_repo / "models/exported.onnx")).metadata_props}
+    assert props["version"] == exported["version"]
 
-    predictor = Predictor(model)
-    assert predictor.predict(np.zeros((77, 131), np.uint8)).shape == (77, 131)
+    inference = Predictor(model).predict(np.zeros((77, 131), np.uint8))
+    assert inference.probability.shape == (77, 131)
+    assert 0.0 <= inference.tile_score <= 1.0

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tilescan_training.datamodule import TileDataModule
-from tilescan_training.losses import SegmentationLoss
+from tilescan_training.losses import SegDecLoss
 from tilescan_training.params import load_params
 from tilescan_training.weights import load_net
 
@@ -119,7 +119,7 @@ def test_validation_metrics_are_reduced_over_both_ranks(ddp_run: Path, ingested:
 
     params = load_params(ddp_run / "params.yaml").train
     net = load_net(ddp_run / "models/checkpoints/best.ckpt", params)
-    loss_fn = SegmentationLoss(params.loss)
+    loss_fn = SegDecLoss(params.loss)
     logged = json.loads((ddp_run / "dvclive/metrics.json").read_text())["val"]
 
     def by_hand(indices: list[int]) -> tuple[float, float]:

@@ -1,11 +1,15 @@
-"""From a probability map to a defect mask, its regions and its wire formats (PNG, RLE, JSON rows).
+"""From a model's answer to a defect mask, its regions and its wire formats (PNG, RLE, JSON rows).
 
 The decision rule is the single definition of "this tile has a defect" used by both the
-evaluate stage and the service: a pixel is defect when its probability is at least
+evaluate stage and the service. For a model with a tile decision head (``tile_threshold`` set and
+a tile score given), the tile has a defect when its score is at least ``tile_threshold``; a tile
+judged defect-free gets an empty mask. The pixel rule then draws the mask (and, for a model
+without a tile score, decides alone): a pixel is defect when its probability is at least
 ``threshold``; defect pixels form 8-connected regions; regions smaller than ``min_region_area``
 pixels, or whose highest probability stays below ``min_region_peak``, are dropped from the mask;
-the tile has a defect when any region remains. (``min_region_peak`` is hysteresis thresholding:
-a low ``threshold`` draws the extent of a defect, a high peak is needed to report it at all.)
+without a tile decision, the tile has a defect when any region remains. (``min_region_peak`` is
+hysteresis thresholding: a low ``threshold`` draws the extent of a defect, a high peak is needed
+to report it at all.)
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ class DecisionRule:
     threshold: float = 0.5
     min_region_area: int = 0
     min_region_peak: float = 0.0
+    tile_threshold: float | None = None  # None: no tile decision, the pixel rule decides
+
+    def decides_tile(self, tile_score: float | None) -> bool:
+        """Whether the tile decision applies: the rule has a tile threshold and the model a score."""
+        return self.tile_threshold is not None and tile_score is not None
 
 
 @dataclass(frozen=True)
@@ -39,18 +48,31 @@ class Region:
 class Segmentation:
     mask: np.ndarray  # uint8 (H, W), 1 = defect
     regions: list[Region]
+    tile_score: float | None = None  # the model's tile score, when it has one
+    tile_decision: bool | None = None  # the tile decision, when the rule made one
 
     @property
     def has_defect(self) -> bool:
-        return bool(self.regions)
+        return bool(self.regions) if self.tile_decision is None else self.tile_decision
 
     @property
     def defect_pixels(self) -> int:
         return int(sum(r.area for r in self.regions))
 
 
-def segment(probability: np.ndarray, rule: DecisionRule) -> Segmentation:
-    """Apply the decision rule to a ``float (H, W)`` probability map.
+def segment(probability: np.ndarray, rule: DecisionRule, tile_score: float | None = None) -> Segmentation:
+    """Apply the decision rule to a ``float (H, W)`` probability map and the model's tile score."""
+    if not rule.decides_tile(tile_score):
+        mask, regions = _pixel_rule(probability, rule)
+        return Segmentation(mask, regions, tile_score)
+    if tile_score < rule.tile_threshold:
+        return Segmentation(np.zeros(probability.shape, dtype=np.uint8), [], tile_score, False)
+    mask, regions = _pixel_rule(probability, rule)
+    return Segmentation(mask, regions, tile_score, True)
+
+
+def _pixel_rule(probability: np.ndarray, rule: DecisionRule) -> tuple[np.ndarray, list[Region]]:
+    """The mask and regions the pixel part of the rule keeps.
 
     A map without a pixel at the region peak (or the threshold) cannot keep a region and is not
     labelled at all: 17 of the 48 tiles of ``make bench``, 0.81 instead of 1.08 ms a tile on
@@ -60,7 +82,7 @@ def segment(probability: np.ndarray, rule: DecisionRule) -> Segmentation:
     mask = np.zeros(probability.shape, dtype=np.uint8)
     # No pixel that could make a region count: no labelling (most tiles of a line are clean).
     if not (probability >= max(rule.threshold, rule.min_region_peak)).any():
-        return Segmentation(mask, [])
+        return mask, []
     candidate = probability >= rule.threshold
     labels, count = ndimage.label(candidate, structure=_EIGHT_CONNECTED)
     inside = np.flatnonzero(candidate)
@@ -73,7 +95,7 @@ def segment(probability: np.ndarray, rule: DecisionRule) -> Segmentation:
         keep &= confident
     kept = keep[owner]
     if not kept.any():
-        return Segmentation(mask, [])
+        return mask, []
     pixels, owners = inside[kept], owner[kept]
     mask.ravel()[pixels] = 1
     # Grouped by label, each group in raster order: its first and last pixels give the rows.
@@ -87,7 +109,7 @@ def segment(probability: np.ndarray, rule: DecisionRule) -> Segmentation:
         Region(bbox=(int(a), int(b), int(c), int(d)), area=int(areas[label]))
         for a, b, c, d, label in zip(x0, rows[starts], x1, rows[ends] + 1, owners[starts], strict=True)
     ]
-    return Segmentation(mask, regions)
+    return mask, regions
 
 
 def encode_png(mask: np.ndarray) -> bytes:

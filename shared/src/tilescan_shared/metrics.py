@@ -67,3 +67,37 @@ def detection_scores(predicted: np.ndarray, actual: np.ndarray) -> DetectionScor
         recall=tp / (tp + fn) if tp + fn else 0.0,
         false_alarm_rate=fp / negatives if negatives else 0.0,
     )
+
+
+@dataclass(frozen=True)
+class TileCurve:
+    """How a tile score ranks tiles: the precision-recall curve (one point per distinct score, highest
+    first) with its average precision, and the ROC AUC."""
+
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    average_precision: float
+    roc_auc: float
+
+
+def tile_curve(scores: np.ndarray, actual: np.ndarray) -> TileCurve:
+    """Rank tiles by ``scores`` (higher = more likely a defect) against the boolean ``actual``.
+
+    Average precision is the step-wise sum over recall (as scikit-learn computes it); ROC AUC is
+    the trapezoid under the ROC curve, ties counted half. Both need defect and defect-free tiles.
+    """
+    scores, actual = np.asarray(scores, dtype=float), np.asarray(actual, dtype=bool)
+    if actual.all() or not actual.any():
+        raise ValueError("tile_curve needs both defect and defect-free tiles")
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], actual[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # last index of each distinct score
+    tps = np.cumsum(hits)[last]
+    fps = last + 1 - tps
+    precision, recall = tps / (tps + fps), tps / tps[-1]
+    average_precision = float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    fpr = np.r_[0.0, fps / fps[-1]]
+    tpr = np.r_[0.0, recall]
+    roc_auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    return TileCurve(ranked[last], precision, recall, average_precision, roc_auc)

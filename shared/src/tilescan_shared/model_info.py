@@ -1,9 +1,10 @@
 """The metadata a tilescan ONNX file carries about itself: one reader, one writer, each the other's inverse.
 
 ``metadata_props`` keys: ``name``, ``version``, ``threshold``, ``min_region_area``, ``min_region_peak``,
-``working_size`` (JSON ``[height, width]``) and the JSON documents ``train_params``, ``export_params`` and
-``metrics``. Training's export and evaluate stages write them with :func:`stamp`; the service reads them
-with :meth:`ModelInfo.from_props` (through :class:`~tilescan_shared.predictor.Predictor`).
+``tile_threshold`` (absent for a model without a tile decision), ``working_size`` (JSON
+``[height, width]``) and the JSON documents ``train_params``, ``export_params`` and ``metrics``.
+Training's export and evaluate stages write them with :func:`stamp`; the service reads them with
+:meth:`ModelInfo.from_props` (through :class:`~tilescan_shared.predictor.Predictor`).
 
 Needs neither onnx nor onnxruntime: :func:`stamp` and :func:`read_info` take an ``onnx.ModelProto``
 that the caller loaded.
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import onnx
 
 REQUIRED = ("name", "version", "threshold", "working_size")
+OPTIONAL_RULE = ("tile_threshold",)  # written only when set, so a stamp without it must remove it
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class ModelInfo:
                 threshold=float(props["threshold"]),
                 min_region_area=int(props.get("min_region_area", "0")),
                 min_region_peak=float(props.get("min_region_peak", "0")),
+                tile_threshold=float(props["tile_threshold"]) if "tile_threshold" in props else None,
             ),
             working_size=json.loads(props["working_size"]),
             train_params=json.loads(props.get("train_params", "{}")),
@@ -56,12 +59,18 @@ class ModelInfo:
 
     def to_props(self) -> dict[str, str]:
         """The ``metadata_props`` entries; ``ModelInfo.from_props(info.to_props()) == info``."""
+        tile = (
+            {}
+            if self.rule.tile_threshold is None
+            else {"tile_threshold": str(float(self.rule.tile_threshold))}
+        )
         return {
             "name": self.name,
             "version": self.version,
             "threshold": str(float(self.rule.threshold)),
             "min_region_area": str(int(self.rule.min_region_area)),
             "min_region_peak": str(float(self.rule.min_region_peak)),
+            **tile,
             "working_size": json.dumps(list(self.working_size)),
             "train_params": json.dumps(self.train_params),
             "export_params": json.dumps(self.export_params),
@@ -70,8 +79,9 @@ class ModelInfo:
 
 
 def stamp(model: onnx.ModelProto, info: ModelInfo) -> None:
-    """Write ``info`` into ``model.metadata_props``, replacing the entries it names and keeping others."""
-    props = {p.key: p.value for p in model.metadata_props} | info.to_props()
+    """Write ``info`` into ``model.metadata_props``, replacing the entries it owns and keeping others."""
+    kept = {p.key: p.value for p in model.metadata_props if p.key not in OPTIONAL_RULE}
+    props = kept | info.to_props()
     del model.metadata_props[:]
     for key, value in props.items():
         entry = model.metadata_props.add()

@@ -4,6 +4,8 @@ Contract of ``models/tilescan.onnx`` (written by training's export stage):
 
 * input ``image``: ``uint8`` ``[N, 1, H, W]``, grayscale, any ``H`` and ``W``;
 * output ``probability``: ``float32`` ``[N, 1, H, W]``, per-pixel defect probability, same size;
+* output ``tile_score`` (models with a tile decision head): ``float32`` ``[N]``, the probability that
+  the tile has a defect at all; models without it still load and are decided by their pixel rule;
 * ``metadata_props``: see :mod:`tilescan_shared.model_info` (its one reader and writer).
 
 Normalisation, resizing and the sigmoid live inside the graph, so callers only decode the image.
@@ -12,6 +14,7 @@ Normalisation, resizing and the sigmoid live inside the graph, so callers only d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ from tilescan_shared.model_info import ModelInfo
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
+TILE_OUTPUT_NAME = "tile_score"
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
@@ -38,6 +42,14 @@ def resolve_providers(requested: str | Sequence[str] = "auto") -> list[str]:
     if unknown:
         raise ValueError(f"execution providers {unknown} are not available; this build offers {available}")
     return wanted
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The model's answer for one image."""
+
+    probability: np.ndarray  # float32 (H, W)
+    tile_score: float | None  # None for a model without a tile decision head
 
 
 class Predictor:
@@ -61,18 +73,26 @@ class Predictor:
             str(model_path), sess_options=options, providers=resolve_providers(providers)
         )
         self.info = ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map)
+        names = {output.name for output in self.session.get_outputs()}
+        self.outputs = [OUTPUT_NAME] + ([TILE_OUTPUT_NAME] if TILE_OUTPUT_NAME in names else [])
+
+    @property
+    def has_tile_score(self) -> bool:
+        return TILE_OUTPUT_NAME in self.outputs
 
     @property
     def providers(self) -> list[str]:
         """The execution providers the session really uses (CUDA may have fallen back to CPU)."""
         return self.session.get_providers()
 
-    def predict(self, gray: np.ndarray) -> np.ndarray:
-        """Defect probability ``float32 (H, W)`` for one ``uint8 (H, W)`` grayscale image."""
+    def predict(self, gray: np.ndarray) -> Inference:
+        """Defect probability ``float32 (H, W)`` and tile score for one ``uint8 (H, W)`` grayscale image."""
         if gray.dtype != np.uint8 or gray.ndim != 2:
             raise ValueError(f"expected a uint8 (H, W) array, got {gray.dtype} {gray.shape}")
-        return self.predict_batch(gray[None, None])[0, 0]
+        probability, tile_scores = self.predict_batch(gray[None, None])
+        return Inference(probability[0, 0], None if tile_scores is None else float(tile_scores[0]))
 
-    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
-        """Defect probabilities ``float32 [N, 1, H, W]`` for a ``uint8 [N, 1, H, W]`` batch."""
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    def predict_batch(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities ``float32 [N, 1, H, W]`` and tile scores ``[N]`` (or None) for a ``uint8`` batch."""
+        results = self.session.run(self.outputs, {INPUT_NAME: batch})
+        return results[0], results[1] if len(results) > 1 else None

@@ -1,4 +1,10 @@
-"""Tiles as tensors: fixed-size training crops at the model's scale, whole native tiles for validation."""
+"""Tiles as tensors: fixed-size training crops at the model's scale, whole native tiles for validation.
+
+Every tile is decoded once, when the dataset is built, and held in memory as ``uint8`` (about 100 kB a
+tile, 160 MB for the public training split): an epoch reads no file and decodes no image, and crops are
+cut from the held arrays. (Decoding a JPEG and its PNG mask per sample was a third of a training step
+on the 2-core CPU; see docs/benchmarks.md, "Training".)
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,24 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import Dataset
 
+from tilescan_shared.image import read_gray
 from tilescan_training.graph import rescale, scale_pixels
 from tilescan_training.manifest import Record
 from tilescan_training.params import AugmentParams
 
 
-class TileDataset(Dataset):
-    """``(image, mask)`` pairs, ``float32 [1, H, W]``, images in [0, 1].
+class TileDataset(torch.utils.data.Dataset):
+    """``(image, mask)`` pairs, ``float32 [1, H, W]``, images in [0, 1], masks 0/1 (soft when scaled).
 
     With ``crop_size`` (training): each tile is scaled by ``scale`` exactly as the exported graph
     scales it, then a ``crop_size`` window is cut; with probability ``augment.defect_focus`` the window
     is placed over a random defect pixel, so a blowhole a few pixels wide is not a rare sight; otherwise,
     with probability ``augment.edge_focus``, in a random corner of the tile, so that the borders of
     defect-free tiles are seen as often as the broken edges of defect tiles (without it, tile corners
-    became false alarms). Tiles
-    smaller than the window are replicate-padded (the graph pads the same way) with mask 0. Masks are
-    resized bilinearly into soft targets. Without ``crop_size`` (validation): whole tiles at native
-    resolution, for the same forward pass the service runs.
+    became false alarms). Tiles smaller than the window are replicate-padded (the graph pads the same
+    way) with mask 0. Without ``crop_size`` (validation): whole tiles at native resolution, for the same
+    forward pass the service runs.
     """
 
     def __init__(
@@ -38,44 +42,56 @@ class TileDataset(Dataset):
         augment: AugmentParams | None = None,
     ) -> None:
         self.records = records
-        self.root = Path(root)
         self.crop_size = tuple(crop_size) if crop_size else None
         self.scale = scale
         self.augment = augment
+        root = Path(root)
+        self.images = [torch.from_numpy(read_gray(root / r.image))[None] for r in records]
+        self.masks = [
+            torch.from_numpy((read_gray(root / r.mask) > 0).astype(np.uint8))[None] for r in records
+        ]
+        if self.crop_size is not None and scale != 1.0:
+            # Scaled once here, as the graph scales each tile (bilinear), and held as uint8 again.
+            self.images = [_rescale_uint8(i, scale) for i in self.images]
+            self.masks = [_rescale_uint8(m * 255, scale) for m in self.masks]
+        # Where the defect pixels are, found once: defect-focused crops pick one of them.
+        threshold = 128 if self.crop_size is not None and scale != 1.0 else 1
+        self.defects = [torch.nonzero(m[0] >= threshold) for m in self.masks]
+        self.mask_scale = 255.0 if threshold == 128 else 1.0
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        record = self.records[index]
-        image = scale_pixels(torch.from_numpy(_read(self.root / record.image)))[None, None]
-        mask = torch.from_numpy(_read(self.root / record.mask)).float()[None, None]
-        if self.crop_size is None:
-            return image[0], mask[0]
-        image, mask = rescale(image, self.scale), rescale(mask, self.scale)
-        focus = (self.augment.defect_focus, self.augment.edge_focus) if self.augment else (0.0, 0.0)
-        image, mask = _crop(image[0], mask[0], self.crop_size, *focus)
-        if self.augment is not None:
+        image, mask = self.images[index], self.masks[index]
+        if self.crop_size is not None:
+            focus = (self.augment.defect_focus, self.augment.edge_focus) if self.augment else (0.0, 0.0)
+            image, mask = _crop(image, mask, self.defects[index], self.crop_size, *focus)
+        image, mask = scale_pixels(image), mask.float() / self.mask_scale
+        if self.crop_size is not None and self.augment is not None:
             image, mask = _flip_and_jitter(image, mask, self.augment)
         return image, mask
 
 
-def _read(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.array(img)
+def _rescale_uint8(t: torch.Tensor, scale: float) -> torch.Tensor:
+    return rescale(t[None].float(), scale)[0].round().clamp(0, 255).to(torch.uint8)
 
 
 def _crop(
-    image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int], defect_focus: float, edge_focus: float
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    defects: torch.Tensor,
+    size: tuple[int, int],
+    defect_focus: float,
+    edge_focus: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A ``size`` window of ``[1, H, W]`` tensors, padded where the tile is smaller."""
+    """A ``size`` window of ``uint8 [1, H, W]`` tensors, padded where the tile is smaller."""
     ch, cw = size
     pad_h, pad_w = max(0, ch - image.shape[-2]), max(0, cw - image.shape[-1])
     if pad_h or pad_w:
-        image = F.pad(image[None], (0, pad_w, 0, pad_h), mode="replicate")[0]
+        image = F.pad(image[None].float(), (0, pad_w, 0, pad_h), mode="replicate")[0].to(torch.uint8)
         mask = F.pad(mask, (0, pad_w, 0, pad_h))
     height, width = image.shape[-2:]
-    defects = torch.nonzero(mask[0] >= 0.5)
     if len(defects) and torch.rand(1).item() < defect_focus:
         # A window that holds a random defect pixel at a random place inside it.
         cy, cx = defects[int(torch.randint(len(defects), (1,)))].tolist()

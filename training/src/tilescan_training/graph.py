@@ -27,24 +27,30 @@ def rescale(x: torch.Tensor, scale: float) -> torch.Tensor:
     )
 
 
-def native_logits(net: nn.Module, x: torch.Tensor, multiple: int, scale: float = 1.0) -> torch.Tensor:
-    """Logits ``[N, 1, H, W]`` for float images ``[N, 1, H, W]`` in [0, 1] of any size.
+def native_logits(
+    net: nn.Module, x: torch.Tensor, multiple: int, scale: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask logits ``[N, 1, H, W]`` and tile logits ``[N]`` for float images ``[N, 1, H, W]`` in [0, 1].
 
-    Replicate padding (not zeros) keeps the border statistics of a real tile and is defined for any
-    size, even one smaller than the padding.
+    Any size: replicate padding (not zeros) keeps the border statistics of a real tile and is defined
+    for any size, even one smaller than the padding.
     """
     height, width = x.shape[-2:]
     x = rescale(x, scale)
     h, w = x.shape[-2:]
     x = F.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="replicate")
-    logits = net(x)[..., :h, :w]
-    if scale == 1.0:
-        return logits
-    return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+    logits, tile = net(x)
+    logits = logits[..., :h, :w]
+    if scale != 1.0:
+        logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+    return logits, tile
 
 
 class InferenceGraph(nn.Module):
-    """``uint8 [N, 1, H, W]`` -> ``float32`` defect probability ``[N, 1, H, W]``, for any ``H``, ``W``."""
+    """``uint8 [N, 1, H, W]`` -> ``float32`` defect probability ``[N, 1, H, W]`` and tile score ``[N]``.
+
+    Any ``H``, ``W``; the outputs are the model contract of :mod:`tilescan_shared.predictor`.
+    """
 
     def __init__(self, net: nn.Module, multiple: int, scale: float = 1.0, flip_tta: bool = False) -> None:
         super().__init__()
@@ -53,10 +59,10 @@ class InferenceGraph(nn.Module):
         self.scale = scale
         self.flip_tta = flip_tta
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = scale_pixels(image)
-        logits = native_logits(self.net, x, self.multiple, self.scale)
+        logits, tile = native_logits(self.net, x, self.multiple, self.scale)
         if self.flip_tta:
-            flipped = native_logits(self.net, x.flip(-1), self.multiple, self.scale).flip(-1)
-            logits = (logits + flipped) / 2
-        return torch.sigmoid(logits)
+            flipped, flipped_tile = native_logits(self.net, x.flip(-1), self.multiple, self.scale)
+            logits, tile = (logits + flipped.flip(-1)) / 2, (tile + flipped_tile) / 2
+        return torch.sigmoid(logits), torch.sigmoid(tile)

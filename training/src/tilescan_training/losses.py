@@ -1,4 +1,4 @@
-"""Segmentation losses: a weighted sum of (focal) BCE and soft Dice."""
+"""Training losses: (focal) BCE plus soft Dice for the mask, BCE for the tile decision."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from tilescan_training.params import LossParams
+
+
+def tile_labels(masks: torch.Tensor) -> torch.Tensor:
+    """``1.0`` for each ``[1, H, W]`` mask (crop or tile) that holds a defect pixel, else ``0.0``."""
+    return (masks.flatten(1).amax(dim=1) >= 0.5).float()
 
 
 class SegmentationLoss(nn.Module):
@@ -31,3 +36,22 @@ class SegmentationLoss(nn.Module):
         inter = (prob * target).sum()
         dice = 1 - (2 * inter + 1) / (prob.sum() + target.sum() + 1)
         return p.bce_weight * bce.mean() + p.dice_weight * dice
+
+
+class SegDecLoss(nn.Module):
+    """The joint loss: :class:`SegmentationLoss` on the mask plus ``decision_weight`` x BCE on the tile.
+
+    Returns ``(total, segmentation, decision)`` so both parts can be logged.
+    """
+
+    def __init__(self, params: LossParams) -> None:
+        super().__init__()
+        self.segmentation = SegmentationLoss(params)
+        self.decision_weight = params.decision_weight
+
+    def forward(
+        self, logits: torch.Tensor, tile_logits: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        seg = self.segmentation(logits, masks)
+        dec = F.binary_cross_entropy_with_logits(tile_logits.float(), tile_labels(masks))
+        return seg + self.decision_weight * dec, seg, dec

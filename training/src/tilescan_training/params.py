@@ -44,6 +44,8 @@ class LossParams:
     # Focal modulation of the BCE term (0 = plain BCE) and positive-class weight for it.
     focal_gamma: float
     pos_weight: float
+    # Weight of the tile decision's BCE beside the mask loss (the segmentation-decision network's head).
+    decision_weight: float
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class TrainParams:
     precision: str
     # NHWC tensors: with bf16-mixed, ~3x faster convolutions on AVX-512 CPUs (oneDNN).
     channels_last: bool
+    # torch.compile the training forward pass (inductor: about a minute to build on the CPU).
+    compile: bool
     net: NetParams
     loss: LossParams
     augment: AugmentParams
@@ -124,6 +128,9 @@ class PromoteParams:
     """Rules of ``make gate`` (promotion.gate); no pipeline stage reads them."""
 
     metrics_file: str
+    # What `dvc repro` proposes (evaluate's output) and what is served; the second changes only through
+    # `make promote`, which gates the first against it.
+    candidate_file: str
     model_file: str
     # Higher is better; it must reach `floor` and beat the baseline by `min_improvement`.
     primary: str

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tilescan_shared.metrics import TileCurve
+
 _RED = np.array([255, 40, 40], dtype=np.float32)
 
 
@@ -54,9 +56,28 @@ def threshold_curve(rows: list[dict[str, float]], chosen: float, path: Path) -> 
     _save(fig, path)
 
 
+def tile_pr_curve(curve: TileCurve, chosen: tuple[float, float], path: Path) -> None:
+    """Precision against recall of the tile score, with the chosen tile threshold's point."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.step(
+        curve.recall, curve.precision, where="post", label=f"tile score (AP {curve.average_precision:.3f})"
+    )
+    ax.plot(*chosen, "o", color="red", label=f"chosen: recall {chosen[0]:.3f}, precision {chosen[1]:.3f}")
+    ax.set_xlabel("tile recall")
+    ax.set_ylabel("tile precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    _save(fig, path)
+
+
 def training_curves(live_plots: Path, path: Path) -> None:
     """Loss and val Dice per epoch from DVCLive's ``plots/metrics`` TSV files."""
-    panels = {"loss": ["train/loss", "val/loss"], "Dice": ["val/pixel_dice_max"]}
+    panels = {
+        "loss": ["train/loss", "train/seg_loss", "train/tile_loss", "val/loss"],
+        "val": ["val/pixel_dice_max", "val/tile_ap", "val/score"],
+    }
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, (title, names) in zip(axes, panels.items(), strict=True):
         for name in names:

@@ -1,11 +1,13 @@
-"""Stage ``evaluate``: calibrate the decision rule on val, score test, seal the served model.
+"""Stage ``evaluate``: calibrate the decision rule on val, score test, seal the candidate model.
 
 Every number comes from ``shared``'s :class:`Predictor` and :func:`segment` on the exported ONNX
-file at each image's native resolution, i.e. from the code the service runs. The threshold and
-region filters (minimum area, minimum peak probability) are chosen on val (best val Dice among
-rules whose val false-alarm rate is within ``max_false_alarm_rate``); test is only scored. The
-chosen rule and the test metrics are stamped into ``models/tilescan.onnx``, the file the service
-loads.
+file at each image's native resolution, i.e. from the code the service runs. The rule is chosen on
+val: for a model with a tile score, first the tile threshold (the highest tile recall whose val
+false-alarm rate is within ``max_false_alarm_rate``), then the pixel rule under it (threshold and
+region filters: best val Dice over defect tiles); for a model without one, the pixel rule alone
+(best val Dice among rules within the false-alarm budget). Test is only scored. The chosen rule and
+the test metrics are stamped into ``models/candidate.onnx``; ``make promote`` gates it against the
+served model before it replaces ``models/tilescan.onnx``.
 """
 
 from __future__ import annotations
@@ -14,73 +16,21 @@ import argparse
 import csv
 import json
 import shutil
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
-from tilescan_shared.image import read_gray
 from tilescan_shared.masks import DecisionRule, segment
-from tilescan_shared.metrics import PixelCounts, detection_scores, pixel_counts
+from tilescan_shared.metrics import PixelCounts, pixel_counts, tile_curve
 from tilescan_shared.model_info import read_info, stamp
 from tilescan_shared.predictor import Predictor
 from tilescan_training import plots
-from tilescan_training.manifest import FREE_CLASS, Record, read_records, read_split, records_in
+from tilescan_training.manifest import FREE_CLASS, read_records, read_split, records_in
 from tilescan_training.params import EvaluateParams, load_params
-
-
-@dataclass
-class Scored:
-    """One tile with its truth and the model's probability map."""
-
-    record: Record
-    image: np.ndarray
-    truth: np.ndarray
-    probability: np.ndarray
-
-
-def predict_all(predictor: Predictor, records: list[Record], data_dir: Path) -> list[Scored]:
-    return [
-        Scored(
-            r,
-            image := read_gray(data_dir / r.image),
-            read_gray(data_dir / r.mask),
-            predictor.predict(image),
-        )
-        for r in records
-    ]
-
-
-def score(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any]:
-    """Micro Dice/IoU over defect tiles, per-class Dice/IoU, image-level detection scores."""
-    per_class: dict[str, PixelCounts] = {}
-    images_per_class: dict[str, int] = {}
-    flagged, actual = [], []
-    for tile in tiles:
-        seg = segment(tile.probability, rule)
-        flagged.append(seg.has_defect)
-        actual.append(tile.record.has_defect)
-        if tile.record.has_defect:
-            cls = tile.record.cls
-            per_class[cls] = per_class.get(cls, PixelCounts()) + pixel_counts(seg.mask, tile.truth)
-            images_per_class[cls] = images_per_class.get(cls, 0) + 1
-    total = sum(per_class.values(), PixelCounts())
-    detection = detection_scores(np.array(flagged), np.array(actual))
-    return {
-        "dice": total.dice,
-        "iou": total.iou,
-        "false_alarm_rate": detection.false_alarm_rate,
-        "precision": detection.precision,
-        "recall": detection.recall,
-        "per_class": {
-            cls: {"dice": c.dice, "iou": c.iou, "images": images_per_class[cls]}
-            for cls, c in sorted(per_class.items())
-        },
-        "images": {"defect": int(sum(actual)), "free": int(len(actual) - sum(actual))},
-    }
-
+from tilescan_training.scoring import Scored, predict_all, score, tile_ranking
 
 # The public reference (iterative.ai, "End-to-End Computer Vision API", a U-Net on the same dataset) scores
 # the five defect classes only, on a 224x224 centre crop, with one Dice pooled over all their pixels.
@@ -96,7 +46,7 @@ def reference_protocol(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any
     counts = PixelCounts()
     defect_tiles = [t for t in tiles if t.record.cls != FREE_CLASS]
     for tile in defect_tiles:
-        mask = segment(tile.probability, rule).mask
+        mask = segment(tile.probability, rule, tile.tile_score).mask
         counts += pixel_counts(_centre_crop(mask), _centre_crop(tile.truth))
     return {"dice": counts.dice, "crop": REFERENCE_CROP, "images": len(defect_tiles)}
 
@@ -106,12 +56,46 @@ def _centre_crop(a: np.ndarray) -> np.ndarray:
     return a[y : y + REFERENCE_CROP, x : x + REFERENCE_CROP]
 
 
+def choose_tile_threshold(val: list[Scored], max_false_alarm_rate: float) -> float:
+    """The tile threshold with the highest val tile recall whose val false-alarm rate is in the budget.
+
+    Any threshold between the highest defect-free score that must be rejected and the lowest defect
+    score above it gives the same val numbers; the midpoint (in logits, where sigmoid scores near 1
+    are spread out) leaves the most room on either side for unseen tiles.
+    """
+    free = np.sort([t.tile_score for t in val if not t.record.has_defect])[::-1]
+    defect = np.array([t.tile_score for t in val if t.record.has_defect])
+    allowed = int(np.floor(max_false_alarm_rate * len(free) + 1e-9))
+    if allowed >= len(free):
+        return float(min(defect.min(), free.min()))
+    rejected = free[allowed]
+    above = defect[defect > rejected]
+    if not len(above):
+        return float(np.nextafter(rejected, np.inf))
+    return float(_sigmoid((_logit(rejected) + _logit(above.min())) / 2))
+
+
+def _logit(p: float) -> float:
+    p = float(np.clip(p, 1e-7, 1 - 1e-7))
+    return float(np.log(p / (1 - p)))
+
+
+def _sigmoid(x: float) -> float:
+    return float(1 / (1 + np.exp(-x)))
+
+
 def choose_rule(val: list[Scored], params: EvaluateParams) -> tuple[DecisionRule, dict[str, Any]]:
-    """Best val Dice among rules within the false-alarm budget; if none is, the fewest false alarms."""
+    """The tile threshold (models with a tile score), then the pixel rule with the best val Dice.
+
+    Without a tile score the pixel rule decides alone: the best val Dice among rules within the
+    false-alarm budget, or, if none is, the fewest false alarms.
+    """
+    has_tile_score = all(t.tile_score is not None for t in val)
+    tile_threshold = choose_tile_threshold(val, params.max_false_alarm_rate) if has_tile_score else None
     candidates = [
         (rule, score(val, rule))
         for rule in (
-            DecisionRule(threshold=t, min_region_area=a, min_region_peak=p)
+            DecisionRule(threshold=t, min_region_area=a, min_region_peak=p, tile_threshold=tile_threshold)
             for t in params.thresholds
             for a in params.min_region_areas
             for p in params.min_region_peaks
@@ -126,15 +110,15 @@ def choose_rule(val: list[Scored], params: EvaluateParams) -> tuple[DecisionRule
 
 
 def evaluate(
-    candidate: Path,
+    exported: Path,
     data_dir: Path,
     split_csv: Path,
     params: EvaluateParams,
     out_dir: Path,
-    model_out: Path,
+    candidate: Path,
     live_plots: Path | None = None,
 ) -> dict[str, Any]:
-    predictor = Predictor(candidate)
+    predictor = Predictor(exported)
     records = read_records(data_dir / "manifest.csv")
     entries = read_split(split_csv)
     val = predict_all(predictor, records_in("val", records, entries), data_dir)
@@ -142,8 +126,13 @@ def evaluate(
 
     rule, val_scores = choose_rule(val, params)
     metrics = score(test, rule)
+    ranking = tile_ranking(test)
+    if ranking is not None:
+        metrics["tile"] = ranking
     metrics["rule"] = asdict(rule)
-    metrics["val"] = {k: val_scores[k] for k in ("dice", "iou", "false_alarm_rate")}
+    metrics["val"] = {k: val_scores[k] for k in ("dice", "iou", "false_alarm_rate", "recall")}
+    if ranking is not None:
+        metrics["val"]["tile"] = tile_ranking(val)
     metrics["reference_protocol"] = reference_protocol(test, rule)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,28 +148,43 @@ def evaluate(
     ]
     _write_csv(out_dir / "plots" / "threshold.csv", curve)
     plots.threshold_curve(curve, rule.threshold, out_dir / "plots" / "dice_vs_threshold.png")
+    if ranking is not None:
+        _write_tile_pr(test, rule, out_dir / "plots")
     if live_plots is not None:
         plots.training_curves(live_plots, out_dir / "plots" / "training_curves.png")
     for tile in _examples(test, params.examples):
-        seg = segment(tile.probability, rule)
+        seg = segment(tile.probability, rule, tile.tile_score)
         name = tile.record.id.replace("/", "_")
         plots.example_panel(
             tile.image, tile.truth, seg.mask, tile.record.id, out_dir / "examples" / f"{name}.png"
         )
 
-    seal(candidate, model_out, rule, metrics)
+    seal(exported, candidate, rule, metrics)
     return metrics
 
 
-def seal(candidate: Path, model_out: Path, rule: DecisionRule, metrics: dict[str, Any]) -> None:
-    """Write the served model: the candidate graph, unchanged, with the calibrated rule and metrics."""
-    model = onnx.load(str(candidate))
-    shipped = {k: metrics[k] for k in ("dice", "iou", "false_alarm_rate", "precision", "recall", "per_class")}
+def seal(exported: Path, model_out: Path, rule: DecisionRule, metrics: dict[str, Any]) -> None:
+    """Write the candidate model: the exported graph, unchanged, with the calibrated rule and metrics."""
+    model = onnx.load(str(exported))
+    keys = ("dice", "iou", "false_alarm_rate", "precision", "recall", "per_class", "tile")
+    shipped = {k: metrics[k] for k in keys if k in metrics}
     stamp(model, replace(read_info(model), rule=rule, metrics=shipped))
     model_out.parent.mkdir(parents=True, exist_ok=True)
     tmp = model_out.with_suffix(".tmp")
     onnx.save(model, str(tmp))
     shutil.move(tmp, model_out)
+
+
+def _write_tile_pr(test: list[Scored], rule: DecisionRule, plots_dir: Path) -> None:
+    """The test precision-recall curve of the tile score, as CSV (for ``dvc plots``) and PNG."""
+    curve = tile_curve(np.array([t.tile_score for t in test]), np.array([t.record.has_defect for t in test]))
+    rows = [
+        {"tile_threshold": float(t), "precision": float(p), "recall": float(r)}
+        for t, p, r in zip(curve.thresholds, curve.precision, curve.recall, strict=True)
+    ]
+    _write_csv(plots_dir / "tile_pr.csv", rows)
+    chosen = score(test, rule)
+    plots.tile_pr_curve(curve, (chosen["recall"], chosen["precision"]), plots_dir / "tile_pr.png")
 
 
 def _examples(tiles: list[Scored], count: int) -> list[Scored]:
@@ -207,20 +211,20 @@ def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--candidate", default="models/candidate.onnx", type=Path)
+    parser.add_argument("--exported", default="models/exported.onnx", type=Path)
     parser.add_argument("--data", default="data/ingested", type=Path)
     parser.add_argument("--split", default="data/split.csv", type=Path)
     parser.add_argument("--live-plots", default="dvclive/plots/metrics", type=Path)
     parser.add_argument("--out", default="evaluation", type=Path)
-    parser.add_argument("--model", default="models/tilescan.onnx", type=Path)
+    parser.add_argument("--candidate", default="models/candidate.onnx", type=Path)
     args = parser.parse_args()
     metrics = evaluate(
-        args.candidate,
+        args.exported,
         args.data,
         args.split,
         load_params(args.params).evaluate,
         args.out,
-        args.model,
+        args.candidate,
         args.live_plots,
     )
     print(json.dumps({k: v for k, v in metrics.items() if k != "per_class"}, indent=2))

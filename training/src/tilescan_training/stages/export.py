@@ -1,8 +1,8 @@
 """Stage ``export``: the trained network inside the full inference graph, as ONNX with metadata.
 
-Writes ``models/candidate.onnx``; the evaluate stage calibrates its decision rule on val, scores it
-on test and stamps both into ``models/tilescan.onnx``. The stage fails when onnxruntime and torch
-disagree by more than ``export.tolerance`` on random and real images.
+Writes ``models/exported.onnx`` (mask probabilities and the tile score); the evaluate stage calibrates
+its decision rule on val, scores it on test and stamps both into ``models/candidate.onnx``. The stage
+fails when onnxruntime and torch disagree by more than ``export.tolerance`` on random and real images.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from tilescan_shared.image import read_gray
 from tilescan_shared.masks import DecisionRule
 from tilescan_shared.model_info import ModelInfo, stamp
-from tilescan_shared.predictor import CPU, INPUT_NAME, OUTPUT_NAME, Predictor
+from tilescan_shared.predictor import CPU, INPUT_NAME, OUTPUT_NAME, TILE_OUTPUT_NAME, Predictor
 from tilescan_training.graph import InferenceGraph
 from tilescan_training.manifest import read_records, read_split, records_in
 from tilescan_training.params import ExportParams, TrainParams, as_dict, load_params
@@ -51,8 +51,8 @@ def export(
         dynamo=False,  # the TorchScript exporter handles the data-dependent output size in one pass
         opset_version=params.opset,
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+        output_names=[OUTPUT_NAME, TILE_OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes, TILE_OUTPUT_NAME: {0: "batch"}},
     )
     model = onnx.load(str(out_path))
     version = hashlib.sha256(model.SerializeToString()).hexdigest()[:12]
@@ -80,13 +80,17 @@ def check_parity(
     worst = 0.0
     with torch.no_grad():
         for batch in batches:
-            expected = graph(torch.from_numpy(batch)).numpy()
-            got = predictor.predict_batch(batch)
-            if got.shape != batch.shape or got.dtype != np.float32:
+            expected, expected_tile = (t.numpy() for t in graph(torch.from_numpy(batch)))
+            got, got_tile = predictor.predict_batch(batch)
+            if got.shape != batch.shape or got.dtype != np.float32 or got_tile is None:
                 raise ParityError(
                     f"output {got.dtype} {got.shape} breaks the contract for input {batch.shape}"
                 )
-            worst = max(worst, float(np.abs(got - expected).max()))
+            if got_tile.shape != batch.shape[:1] or got_tile.dtype != np.float32:
+                raise ParityError(f"tile score {got_tile.dtype} {got_tile.shape} for input {batch.shape}")
+            worst = max(
+                worst, float(np.abs(got - expected).max()), float(np.abs(got_tile - expected_tile).max())
+            )
     if worst > tolerance:
         raise ParityError(f"onnxruntime differs from torch by {worst:.2e} > tolerance {tolerance:.0e}")
     return worst
@@ -98,7 +102,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="models/checkpoints/best.ckpt", type=Path)
     parser.add_argument("--data", default="data/ingested", type=Path)
     parser.add_argument("--split", default="data/split.csv", type=Path)
-    parser.add_argument("--out", default="models/candidate.onnx", type=Path)
+    parser.add_argument("--out", default="models/exported.onnx", type=Path)
     args = parser.parse_args()
     params = load_params(args.params)
     records = records_in("val", read_records(args.data / "manifest.csv"), read_split(args.split))

@@ -12,17 +12,22 @@ from dvclive.lightning import DVCLiveLogger
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from tilescan_training.datamodule import TileDataModule
-from tilescan_training.losses import SegmentationLoss
+from tilescan_training.losses import SegDecLoss
 from tilescan_training.module import SegmentationModule
 from tilescan_training.params import TrainParams, load_params
 from tilescan_training.weights import build_net
 
 
 def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: Path, live_dir: Path) -> Path:
-    """Fit and return the path of the best checkpoint (by ``val/pixel_dice_max``)."""
+    """Fit and return the path of the best checkpoint (by ``val/score``)."""
     pl.seed_everything(params.seed, workers=True)
     module = SegmentationModule(
-        build_net(params), SegmentationLoss(params.loss), params.optimizer, params.scale, params.channels_last
+        build_net(params),
+        SegDecLoss(params.loss),
+        params.optimizer,
+        params.scale,
+        params.channels_last,
+        params.compile,
     )
     data = TileDataModule(
         data_dir,
@@ -37,7 +42,7 @@ def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: 
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
-        monitor="val/pixel_dice_max",
+        monitor="val/score",
         mode="max",
         save_top_k=1,
         save_weights_only=True,  # export needs the weights only; no resume from optimizer state
@@ -64,7 +69,7 @@ def train(params: TrainParams, data_dir: Path, split_csv: Path, checkpoint_dir: 
     images = params.epochs * len(data.train_set)
     print(
         f"trained {params.epochs} epochs in {seconds:.0f} s ({images / seconds:.1f} train images/s); "
-        f"best val/pixel_dice_max {checkpoint.best_model_score}"
+        f"best val/score {checkpoint.best_model_score}"
     )
     return Path(checkpoint.best_model_path)
 

@@ -1,0 +1,89 @@
+"""Scoring a model on tiles: its answers, then pixel, per-class and tile-level metrics.
+
+The evaluate stage scores the exported model with it, and ``make gate`` re-scores the served model and
+the baseline's on the same tiles; both run the service's own code (:class:`Predictor`, :func:`segment`).
+Light on purpose: numpy, onnxruntime and the manifests, no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tilescan_shared.image import read_gray
+from tilescan_shared.masks import DecisionRule, segment
+from tilescan_shared.metrics import PixelCounts, detection_scores, pixel_counts, tile_curve
+from tilescan_shared.predictor import Predictor
+from tilescan_training.manifest import Record
+
+
+@dataclass
+class Scored:
+    """One tile with its truth and the model's probability map."""
+
+    record: Record
+    image: np.ndarray
+    truth: np.ndarray
+    probability: np.ndarray
+    tile_score: float | None
+
+
+def predict_all(predictor: Predictor, records: list[Record], data_dir: Path) -> list[Scored]:
+    tiles = []
+    for r in records:
+        image = read_gray(data_dir / r.image)
+        inference = predictor.predict(image)
+        tiles.append(
+            Scored(r, image, read_gray(data_dir / r.mask), inference.probability, inference.tile_score)
+        )
+    return tiles
+
+
+def score(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any]:
+    """Micro Dice/IoU over defect tiles; per class Dice, IoU, tiles and tiles found; tile detection."""
+    per_class: dict[str, PixelCounts] = {}
+    images_per_class: dict[str, int] = {}
+    found_per_class: dict[str, int] = {}
+    flagged, actual = [], []
+    for tile in tiles:
+        seg = segment(tile.probability, rule, tile.tile_score)
+        flagged.append(seg.has_defect)
+        actual.append(tile.record.has_defect)
+        if tile.record.has_defect:
+            cls = tile.record.cls
+            per_class[cls] = per_class.get(cls, PixelCounts()) + pixel_counts(seg.mask, tile.truth)
+            images_per_class[cls] = images_per_class.get(cls, 0) + 1
+            found_per_class[cls] = found_per_class.get(cls, 0) + seg.has_defect
+    total = sum(per_class.values(), PixelCounts())
+    detection = detection_scores(np.array(flagged), np.array(actual))
+    return {
+        "dice": total.dice,
+        "iou": total.iou,
+        "false_alarm_rate": detection.false_alarm_rate,
+        "precision": detection.precision,
+        "recall": detection.recall,
+        "per_class": {
+            cls: {
+                "dice": c.dice,
+                "iou": c.iou,
+                "images": images_per_class[cls],
+                "found": found_per_class[cls],
+                "recall": found_per_class[cls] / images_per_class[cls],
+            }
+            for cls, c in sorted(per_class.items())
+        },
+        "images": {"defect": int(sum(actual)), "free": int(len(actual) - sum(actual))},
+    }
+
+
+def tile_ranking(tiles: list[Scored]) -> dict[str, float] | None:
+    """ROC AUC and average precision of the tile score (None for a model without one)."""
+    if any(t.tile_score is None for t in tiles):
+        return None
+    curve = tile_curve(
+        np.array([t.tile_score for t in tiles]), np.array([t.record.has_defect for t in tiles])
+    )
+    return {"roc_auc": curve.roc_auc, "average_precision": curve.average_precision}
