@@ -40,6 +40,26 @@ def test_empty_map_has_no_defect():
     assert not seg.has_defect and seg.mask.sum() == 0
 
 
+def test_the_tile_decision_overrides_the_pixel_rule_either_way():
+    prob = np.zeros((6, 6), np.float32)
+    prob[1:3, 1:3] = 0.9
+    rule = DecisionRule(threshold=0.5, tile_threshold=0.7)
+    below = segment(prob, rule, tile_score=0.6)
+    assert not below.has_defect and below.mask.sum() == 0 and below.regions == []
+    above = segment(prob, rule, tile_score=0.7)
+    assert above.has_defect and above.mask.sum() == 4 and above.tile_score == 0.7
+    # A tile judged defective keeps has_defect even when no region survives the pixel rule.
+    assert segment(np.zeros((6, 6), np.float32), rule, tile_score=0.95).has_defect
+
+
+def test_without_a_score_or_a_tile_threshold_the_pixel_rule_decides():
+    prob = np.zeros((6, 6), np.float32)
+    prob[1:3, 1:3] = 0.9
+    assert segment(prob, DecisionRule(threshold=0.5, tile_threshold=0.7)).has_defect
+    assert segment(prob, DecisionRule(threshold=0.5), tile_score=0.1).has_defect
+    assert segment(prob, DecisionRule(threshold=0.5), tile_score=0.1).tile_decision is None
+
+
 def test_rle_is_column_major_and_round_trips():
     mask = np.array([[0, 1, 1], [0, 0, 1]], dtype=np.uint8)
     rle = encode_rle(mask)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tilescan_shared.metrics import PixelCounts, detection_scores, pixel_counts
+from tilescan_shared.metrics import PixelCounts, detection_scores, pixel_counts, tile_curve
 
 
 def test_pixel_counts_hand_computed():
@@ -36,3 +36,21 @@ def test_detection_scores_hand_computed():
     assert s.precision == pytest.approx(2 / 3)
     assert s.recall == pytest.approx(2 / 3)
     assert s.false_alarm_rate == pytest.approx(1 / 2)
+
+
+def test_tile_curve_hand_computed():
+    # ranked: 0.9 (defect), 0.8 (free), 0.7 (defect), 0.7 (free), 0.1 (defect)
+    scores = np.array([0.7, 0.1, 0.9, 0.8, 0.7])
+    actual = np.array([True, True, True, False, False])
+    curve = tile_curve(scores, actual)
+    assert curve.thresholds.tolist() == [0.9, 0.8, 0.7, 0.1]
+    np.testing.assert_allclose(curve.recall, [1 / 3, 1 / 3, 2 / 3, 1])
+    np.testing.assert_allclose(curve.precision, [1, 1 / 2, 2 / 4, 3 / 5])
+    assert curve.average_precision == pytest.approx(1 / 3 * 1 + 1 / 3 * 0.5 + 1 / 3 * 0.6)
+    # pairs (defect, free) ranked right: 0.9 beats both, 0.7 beats 0.8? no, ties 0.7 (half); 0.1 none
+    assert curve.roc_auc == pytest.approx((2 + 0.5 + 0) / 6)
+
+
+def test_tile_curve_needs_both_kinds_of_tiles():
+    with pytest.raises(ValueError, match="both"):
+        tile_curve(np.array([0.2, 0.4]), np.array([True, True]))

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import onnx
 import pytest
 from onnx import helper
@@ -22,6 +24,16 @@ def test_to_props_is_the_inverse_of_from_props():
     assert all(isinstance(v, str) for v in props.values())
     assert ModelInfo.from_props(props) == INFO
     assert ModelInfo.from_props(props).to_props() == props
+
+
+def test_the_tile_threshold_round_trips_and_a_stamp_without_one_removes_it(tmp_path):
+    with_tile = replace(INFO, rule=replace(INFO.rule, tile_threshold=0.42))
+    assert ModelInfo.from_props(with_tile.to_props()) == with_tile
+    assert "tile_threshold" not in INFO.to_props()
+    model = onnx.load(str(write_tiny_model(tmp_path / "tiny.onnx")))
+    stamp(model, with_tile)
+    stamp(model, INFO)
+    assert read_info(model).rule.tile_threshold is None
 
 
 def test_missing_required_keys_are_named():

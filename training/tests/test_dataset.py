@@ -51,17 +51,33 @@ def test_uniform_crops_often_miss_small_defects(ingested, records, repo_params):
     assert sum(hits) < len(hits) / 2
 
 
+def test_tiles_are_decoded_once_and_held_in_memory(ingested, records, repo_params, tmp_path):
+    """Built from a copy of the data that is then deleted: every sample still comes from memory."""
+    import shutil
+
+    copy = tmp_path / "ingested"
+    shutil.copytree(ingested / "ingested", copy)
+    dataset = TileDataset(records, copy, (32, 32), 1.0, repo_params.train.augment)
+    shutil.rmtree(copy)
+    assert all(image.dtype == torch.uint8 for image in dataset.images)
+    assert [dataset[i][0].shape for i in range(len(records))] == [(1, 32, 32)] * len(records)
+
+
 def test_edge_focus_crops_a_corner():
-    image = torch.arange(100 * 80, dtype=torch.float32).reshape(1, 100, 80)
+    image = (torch.arange(100 * 80) % 251).to(torch.uint8).reshape(1, 100, 80)
     corners = {image[0, 0, 0], image[0, 0, 48], image[0, 68, 0], image[0, 68, 48]}
     torch.manual_seed(0)
-    seen = {_crop(image, torch.zeros_like(image), (32, 32), 0.0, 1.0)[0][0, 0, 0] for _ in range(40)}
-    assert {float(v) for v in seen} == {float(v) for v in corners}
+    no_defects = torch.zeros((0, 2), dtype=torch.long)
+    seen = {
+        _crop(image, torch.zeros_like(image), no_defects, (32, 32), 0.0, 1.0)[0][0, 0, 0] for _ in range(40)
+    }
+    assert {int(v) for v in seen} == {int(v) for v in corners}
 
 
 def test_a_tile_smaller_than_the_crop_is_padded_with_an_empty_mask():
-    image, mask = torch.rand(1, 20, 10), torch.ones(1, 20, 10)
-    crop, crop_mask = _crop(image, mask, (32, 16), 0.0, 0.0)
+    image = torch.randint(0, 256, (1, 20, 10), dtype=torch.uint8)
+    mask = torch.ones(1, 20, 10, dtype=torch.uint8)
+    crop, crop_mask = _crop(image, mask, torch.nonzero(mask[0]), (32, 16), 0.0, 0.0)
     assert crop.shape == crop_mask.shape == (1, 32, 16)
     assert (
         crop_mask[:, :20, :10].min() == 1 and crop_mask[:, 20:].max() == 0 and crop_mask[:, :, 10:].max() == 0

@@ -4,10 +4,11 @@ import pytest
 from tilescan_shared.masks import DecisionRule
 from tilescan_training.manifest import Record
 from tilescan_training.params import EvaluateParams
-from tilescan_training.stages.evaluate import Scored, choose_rule, reference_protocol, score
+from tilescan_training.scoring import Scored, score, tile_ranking
+from tilescan_training.stages.evaluate import choose_rule, choose_tile_threshold, reference_protocol
 
 
-def _tile(cls: str, defect: bool, speck: float = 0.0) -> Scored:
+def _tile(cls: str, defect: bool, speck: float = 0.0, tile_score: float | None = None) -> Scored:
     truth = np.zeros((20, 20), np.uint8)
     prob = np.zeros((20, 20), np.float32)
     if defect:
@@ -16,7 +17,7 @@ def _tile(cls: str, defect: bool, speck: float = 0.0) -> Scored:
     if speck:
         prob[15:17, 15:20] = speck  # a 10-pixel blob of low confidence
     record = Record(f"{cls}/x", cls, "", "", 20, 20, int(truth.sum()), "", "")
-    return Scored(record, np.zeros((20, 20), np.uint8), truth, prob)
+    return Scored(record, np.zeros((20, 20), np.uint8), truth, prob, tile_score)
 
 
 def _params(
@@ -42,7 +43,13 @@ def test_score_hand_computed():
     assert metrics["false_alarm_rate"] == 0.5
     assert metrics["precision"] == 0.5 and metrics["recall"] == 1.0
     assert metrics["per_class"] == {
-        "crack": {"dice": pytest.approx(50 / 60), "iou": pytest.approx(25 / 35), "images": 1}
+        "crack": {
+            "dice": pytest.approx(50 / 60),
+            "iou": pytest.approx(25 / 35),
+            "images": 1,
+            "found": 1,
+            "recall": 1.0,
+        }
     }
 
 
@@ -80,8 +87,39 @@ def test_reference_protocol_scores_the_centre_crop_of_defect_tiles_only():
     truth[0:10, 0:10] = 1  # outside the crop: missed, but not counted
     prob[150:155, 150:160] = 0.9  # inside the crop: 50 false pixels
     record = Record("crack/x", "crack", "", "", size, size, int(truth.sum()), "", "")
-    crack = Scored(record, np.zeros((size, size), np.uint8), truth, prob)
+    crack = Scored(record, np.zeros((size, size), np.uint8), truth, prob, None)
     free_record = Record("free/y", "free", "", "", size, size, 0, "", "")
-    noisy_free = Scored(free_record, np.zeros((size, size), np.uint8), np.zeros_like(truth), prob)
+    noisy_free = Scored(free_record, np.zeros((size, size), np.uint8), np.zeros_like(truth), prob, None)
     result = reference_protocol([crack, noisy_free], DecisionRule(threshold=0.5))
     assert result == {"dice": pytest.approx(200 / 250), "crop": 224, "images": 1}
+
+
+def _scored(defect_scores: list[float], free_scores: list[float]) -> list[Scored]:
+    return [_tile("crack", True, tile_score=s) for s in defect_scores] + [
+        _tile("free", False, speck=0.9, tile_score=s) for s in free_scores
+    ]
+
+
+def test_tile_threshold_finds_the_most_defects_within_the_false_alarm_budget():
+    val = _scored(defect_scores=[0.95, 0.9, 0.6, 0.3], free_scores=[0.8, 0.5, 0.2, 0.1])
+    # No false alarm allowed: above the free 0.8, halfway (in logits) to the defect 0.9 above it.
+    threshold = choose_tile_threshold(val, 0.0)
+    assert 0.8 < threshold < 0.9
+    # One of four allowed (25%): the free 0.8 may pass; above the free 0.5, below the defect 0.6.
+    assert 0.5 < choose_tile_threshold(val, 0.25) < 0.6
+
+
+def test_the_tile_decision_comes_first_then_the_pixel_rule():
+    """The free tiles' specks would be false alarms for any pixel rule; the tile score rejects them."""
+    val = _scored(defect_scores=[0.9, 0.8], free_scores=[0.2, 0.1])
+    rule, scores = choose_rule(val, _params(thresholds=(0.5,), max_false_alarm_rate=0.0))
+    assert 0.2 < rule.tile_threshold < 0.8
+    assert scores["false_alarm_rate"] == 0.0 and scores["recall"] == 1.0 and scores["dice"] == 1.0
+    assert tile_ranking(val) == {"roc_auc": 1.0, "average_precision": 1.0}
+
+
+def test_models_without_a_tile_score_keep_the_pixel_rule_alone():
+    val = [_tile("crack", True), _tile("free", False)]
+    rule, _ = choose_rule(val, _params(thresholds=(0.5,)))
+    assert rule.tile_threshold is None
+    assert tile_ranking(val) is None

@@ -39,18 +39,22 @@ def test_parity_within_tolerance(exported):
 def test_contract_any_batch_and_size(exported, shape):
     _, path, _ = exported
     batch = np.random.default_rng(2).integers(0, 256, shape, dtype=np.uint8)
-    out = Predictor(path).predict_batch(batch)
+    out, tile = Predictor(path).predict_batch(batch)
     assert out.shape == shape and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
+    assert tile.shape == shape[:1] and tile.dtype == np.float32
+    assert tile.min() >= 0.0 and tile.max() <= 1.0
 
 
 def test_graph_io_and_opset(exported):
     _, path, _ = exported
     model = onnx.load(str(path))
     (inp,) = model.graph.input
-    (out,) = model.graph.output
+    out, tile = model.graph.output
     assert inp.name == "image" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert out.name == "probability" and out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert tile.name == "tile_score" and tile.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert [d.dim_param for d in tile.type.tensor_type.shape.dim] == ["batch"]
     assert [d.dim_param for d in inp.type.tensor_type.shape.dim] == ["batch", "", "height", "width"]
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
 
@@ -73,9 +77,9 @@ def test_flip_tta_is_mirror_symmetric(tmp_path):
     image = np.random.default_rng(3).integers(0, 256, (40, 64), dtype=np.uint8)
     export(UNet(base_channels=4, depth=2), TRAIN, replace(PARAMS.export, flip_tta=True), path, [image])
     predictor = Predictor(path)
-    np.testing.assert_allclose(
-        predictor.predict(image[:, ::-1].copy()), predictor.predict(image)[:, ::-1], atol=1e-5
-    )
+    mirrored, plain = predictor.predict(image[:, ::-1].copy()), predictor.predict(image)
+    np.testing.assert_allclose(mirrored.probability, plain.probability[:, ::-1], atol=1e-5)
+    assert mirrored.tile_score == pytest.approx(plain.tile_score, abs=1e-5)
 
 
 def test_parity_check_fails_on_a_different_graph(exported):

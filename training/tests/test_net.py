@@ -33,7 +33,9 @@ def test_the_tile_decision_does_not_train_the_mask_through_its_input():
 def test_loss_prefers_the_right_answer_and_handles_empty_masks():
     target = torch.zeros(1, 1, 8, 8)
     target[..., 2:5, 2:5] = 1
-    loss = SegmentationLoss(LossParams(bce_weight=1.0, dice_weight=1.0, focal_gamma=2.0, pos_weight=2.0, decision_weight=1.0))
+    loss = SegmentationLoss(
+        LossParams(bce_weight=1.0, dice_weight=1.0, focal_gamma=2.0, pos_weight=2.0, decision_weight=1.0)
+    )
     good = loss((target * 2 - 1) * 6, target)
     bad = loss(-(target * 2 - 1) * 6, target)
     assert good < bad

@@ -240,7 +240,8 @@ def _infer(
     """
     started, cpu_started = time.perf_counter(), time.thread_time()
     with big_image_allocation(gray.size):
-        probability = predictor.predict(gray)
+        inference = predictor.predict(gray)
     seconds, cpu_seconds = time.perf_counter() - started, time.thread_time() - cpu_started
-    prediction = Prediction(segment(probability, rule), rule, seconds, predictor.info)
+    segmentation = segment(inference.probability, rule, inference.tile_score)
+    prediction = Prediction(segmentation, rule, seconds, predictor.info)
     return prediction, finish(prediction), cpu_seconds

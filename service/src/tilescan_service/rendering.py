@@ -60,6 +60,8 @@ def summary(prediction: Prediction) -> PredictionSummary:
         threshold=rule.threshold,
         min_region_area=rule.min_region_area,
         min_region_peak=rule.min_region_peak,
+        tile_score=seg.tile_score,
+        tile_threshold=rule.tile_threshold,
         inference_ms=round(prediction.inference_seconds * 1000, 3),
         model=ModelRef(name=model.name, version=model.version),
     )
@@ -104,6 +106,10 @@ def render(prediction: Prediction, fmt: OutputFormat) -> Response:
             "X-Region-Count": str(len(info.regions)),
             "X-Threshold": repr(info.threshold),
         }
+        if info.tile_score is not None:
+            headers["X-Tile-Score"] = repr(info.tile_score)
+        if info.tile_threshold is not None:
+            headers["X-Tile-Threshold"] = repr(info.tile_threshold)
         return Response(encode_png(mask), media_type="image/png", headers=headers)
     if fmt is OutputFormat.rle:
         body = PredictionRle(**dict(info), rle=RleMask(**encode_rle(mask)))

@@ -38,6 +38,8 @@ _SUMMARY_EXAMPLE: dict[str, Any] = {
     "threshold": 0.5,
     "min_region_area": 0,
     "min_region_peak": 0.0,
+    "tile_score": 0.97,
+    "tile_threshold": 0.42,
     "inference_ms": 41.7,
     "model": {"name": "tilescan", "version": "3f2a9c1e"},
 }
@@ -50,7 +52,10 @@ class PredictionSummary(BaseModel):
     width: int = Field(ge=1)
     defect_pixels: int = Field(ge=0, description="pixels in the mask (regions kept by the decision rule)")
     defect_fraction: float = Field(ge=0, le=1, description="defect_pixels / (height * width)")
-    has_defect: bool = Field(description="true when at least one region survives the decision rule")
+    has_defect: bool = Field(
+        description="the tile decision: tile_score >= tile_threshold for a model with a tile score (the "
+        "mask is then empty on a tile judged defect-free), else at least one region survives the rule"
+    )
     regions: list[RegionOut] = Field(
         description="8-connected defect regions of at least min_region_area pixels"
     )
@@ -60,6 +65,18 @@ class PredictionSummary(BaseModel):
         ge=0,
         le=1,
         description="regions whose highest probability is lower are dropped (when above threshold)",
+    )
+    tile_score: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="the model's probability that the tile has a defect (null: no tile head)",
+    )
+    tile_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="tile_score at or above which the tile has a defect (null: no tile decision)",
     )
     inference_ms: float = Field(ge=0, description="onnxruntime time for this image")
     model: ModelRef
@@ -137,6 +154,7 @@ class ModelCard(BaseModel):
                     "threshold": 0.5,
                     "min_region_area": 32,
                     "min_region_peak": 0.9,
+                    "tile_threshold": 0.42,
                     "working_size": [256, 256],
                     "metrics": {"test/dice": 0.71},
                     "train_params": {"epochs": 15},
@@ -153,6 +171,9 @@ class ModelCard(BaseModel):
     )
     min_region_area: int
     min_region_peak: float
+    tile_threshold: float | None = Field(
+        description="tile score at or above which a tile has a defect (null: no tile decision)"
+    )
     working_size: list[int] = Field(
         description="[height, width] the network sees; masks come back at full size"
     )

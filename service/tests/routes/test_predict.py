@@ -52,7 +52,50 @@ def test_json_answer_is_the_full_resolution_mask_with_its_summary(
     assert body["regions"] == [{"bbox": [10, 5, 30, 20], "area": 300}]
     assert (body["threshold"], body["min_region_area"], body["min_region_peak"]) == (0.5, 0, 0.0)
     assert body["model"] == {"name": "tilescan-tiny", "version": "tiny0001"}
+    assert (body["tile_score"], body["tile_threshold"]) == (
+        None,
+        None,
+    )  # no tile head: the pixel rule decides
     assert body["inference_ms"] >= 0
+
+
+@pytest.fixture(scope="module")
+def tile_head_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A model with a tile decision head: tile score = brightest pixel / 255, tile threshold 0.9."""
+    model = write_tiny_model(tmp_path_factory.mktemp("tile") / "tile.onnx", tile_threshold=0.9)
+    with TestClient(create_app(Settings(model_path=model, log_level="WARNING"))) as client:
+        wait_ready(client.get)
+        yield client
+
+
+def test_the_tile_decision_says_has_defect_and_every_format_carries_its_score(
+    tile_head_client: TestClient, encoder: Callable[..., bytes]
+) -> None:
+    tile = bright_square()  # brightest pixel 255: tile score 1.0 >= 0.9
+    body = tile_head_client.post("/predict", **upload(encoder(tile))).json()
+    png = tile_head_client.post("/predict?format=png", **upload(encoder(tile)))
+    rle = tile_head_client.post("/predict?format=rle", **upload(encoder(tile))).json()
+    card = tile_head_client.get("/model").json()
+
+    assert body["has_defect"] is True
+    assert (body["tile_score"], body["tile_threshold"]) == (1.0, 0.9)
+    assert body["defect_pixels"] == 300
+    assert (png.headers["x-tile-score"], png.headers["x-tile-threshold"]) == ("1.0", "0.9")
+    assert (rle["tile_score"], rle["tile_threshold"]) == (1.0, 0.9)
+    assert card["tile_threshold"] == 0.9
+
+
+def test_a_tile_judged_defect_free_gets_an_empty_mask_whatever_its_pixels_say(
+    tile_head_client: TestClient, encoder: Callable[..., bytes]
+) -> None:
+    tile = bright_square()
+    tile[tile == 255] = 204  # pixels at 0.8 pass the pixel threshold 0.5, the tile score 0.8 < 0.9
+    body = tile_head_client.post("/predict?format=rle", **upload(encoder(tile))).json()
+
+    assert body["tile_score"] == pytest.approx(0.8)
+    assert body["has_defect"] is False
+    assert (body["defect_pixels"], body["regions"]) == (0, [])
+    assert decode_rle(body["rle"]).sum() == 0
 
 
 def test_png_and_rle_carry_the_same_mask_as_json(client: TestClient, square_png: bytes) -> None:

@@ -16,25 +16,34 @@ def write_tiny_model(
     min_region_area: int = 0,
     version: str = "tiny0001",
     min_region_peak: float = 0.0,
+    tile_threshold: float | None = None,
 ) -> Path:
     """Write a model with the tilescan contract whose probability is simply ``pixel / 255``.
 
-    Bright pixels are "defects", so tests can draw the answer they expect.
+    Bright pixels are "defects", so tests can draw the answer they expect. With ``tile_threshold``,
+    the model also has a tile decision head: its tile score is the brightest pixel's probability.
     """
     import onnx
     from onnx import TensorProto, helper
 
-    from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME
+    from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, TILE_OUTPUT_NAME
 
     scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [255.0])
+    nodes = [
+        helper.make_node("Cast", [INPUT_NAME], ["as_float"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["as_float", "scale"], [OUTPUT_NAME]),
+    ]
+    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1, "H", "W"])]
+    if tile_threshold is not None:
+        nodes.append(
+            helper.make_node("ReduceMax", [OUTPUT_NAME], [TILE_OUTPUT_NAME], axes=[1, 2, 3], keepdims=0)
+        )
+        outputs.append(helper.make_tensor_value_info(TILE_OUTPUT_NAME, TensorProto.FLOAT, ["N"]))
     graph = helper.make_graph(
-        [
-            helper.make_node("Cast", [INPUT_NAME], ["as_float"], to=TensorProto.FLOAT),
-            helper.make_node("Div", ["as_float", "scale"], [OUTPUT_NAME]),
-        ],
+        nodes,
         "tiny_tilescan",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", 1, "H", "W"])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        outputs,
         initializer=[scale],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -42,7 +51,7 @@ def write_tiny_model(
     info = ModelInfo(
         name="tilescan-tiny",
         version=version,
-        rule=DecisionRule(threshold, min_region_area, min_region_peak),
+        rule=DecisionRule(threshold, min_region_area, min_region_peak, tile_threshold),
         working_size=[8, 8],
         train_params={"note": "test model"},
         metrics={"dice": 0.5, "iou": 0.33},

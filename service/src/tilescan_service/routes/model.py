@@ -22,6 +22,7 @@ async def model(engine: EngineDep) -> ModelCard:
         threshold=info.rule.threshold,
         min_region_area=info.rule.min_region_area,
         min_region_peak=info.rule.min_region_peak,
+        tile_threshold=info.rule.tile_threshold,
         working_size=info.working_size,
         metrics=info.metrics,
         train_params=info.train_params,

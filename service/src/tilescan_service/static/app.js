@@ -85,6 +85,9 @@ function showSummary(result) {
   $("fraction").textContent = `${(100 * result.defect_fraction).toFixed(3)} %`;
   $("pixels").textContent = String(result.defect_pixels);
   $("used-threshold").textContent = String(result.threshold);
+  // Models without a tile decision head answer null: the pixel rule alone decided.
+  $("tile-score").textContent =
+    result.tile_score === null ? "none (pixel rule)" : `${result.tile_score.toFixed(3)} / ${result.tile_threshold}`;
   const rows = $("regions").querySelector("tbody");
   rows.replaceChildren(
     ...result.regions.map((region, i) => {
