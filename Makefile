@@ -16,7 +16,7 @@ DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml servic
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 
-.PHONY: help install serve bench test test-fast lint train report gate docker-smoke models rollback shadow-report scale-smoke gpu-check
+.PHONY: help install serve bench test test-fast lint train data report gate promote check-served docker-smoke models rollback shadow-report scale-smoke gpu-check
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,15 +64,25 @@ lint: $(DEV_STAMP)  ## ruff, actionlint, shellcheck, hadolint, compose schema, k
 	  $(BIN)/kubectl kustomize "$$overlay" | $(BIN)/kubernetes-validate --strict --quiet - || exit 1; \
 	done
 
-train: $(DEV_STAMP)  ## reproduce the DVC pipeline (ingest -> split -> train -> export -> evaluate)
+train: $(DEV_STAMP)  ## reproduce the DVC pipeline (ingest -> ... -> evaluate): writes models/candidate.onnx
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+data: $(DEV_STAMP)  ## ingest and split the dataset (data/): the tiles the gate scores models on
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro split
 
 BASE ?= HEAD
 report: $(DEV_STAMP)  ## write report.md: workspace vs BASE (git rev, default HEAD): metrics, params, gate, plots
 	$(BIN)/python -m tilescan_training.promotion.report --base "$(BASE)"
 
-gate: $(DEV_STAMP)  ## exit 0 if the workspace model may replace BASE's (rules: params.yaml promote:)
+# gate, promote and check-served score models on data/'s test split: `make data` here, `dvc pull` in workflows.
+gate: $(DEV_STAMP)  ## exit 0 if the served model may replace BASE's, both scored on data/'s test split
 	$(BIN)/python -m tilescan_training.promotion.gate --base "$(BASE)"
+
+promote: $(DEV_STAMP)  ## gate models/candidate.onnx against the served model; if it passes, serve it
+	$(BIN)/python -m tilescan_training.promotion.promote
+
+check-served: $(DEV_STAMP)  ## fail if the served model changed to one the gate rejects against the one before it
+	$(BIN)/python -m tilescan_training.promotion.served
 
 docker-smoke: $(DEV_STAMP)  ## build docker/service.Dockerfile, compose up `api`, check /readyz, /model, /predict (root)
 	PYTHON=$(BIN)/python scripts/docker_smoke.sh

@@ -1,4 +1,8 @@
-"""A throwaway git + DVC repository laid out like tilescan's, for the gate and the report."""
+"""A throwaway git + DVC repository laid out like tilescan's, for the gate, promotion and the report.
+
+Its ``data/`` holds :func:`tilescan_training.testing.write_scoring_data`'s tiles, on which the tiny
+models of :func:`tilescan_shared.testing.write_tiny_model` score what their pixel threshold says.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tilescan_shared.testing import write_tiny_model
+from tilescan_training.testing import write_scoring_data
 
 DVC_YAML = """\
 metrics:
@@ -29,11 +36,12 @@ PARAMS = yaml.safe_dump(
         "evaluate": REPO_PARAMS["evaluate"] | {"thresholds": [0.4, 0.5]},
         "promote": {
             "metrics_file": "evaluation/metrics.json",
+            "candidate_file": "models/candidate.onnx",
             "model_file": "models/tilescan.onnx",
             "primary": "dice",
             "min_improvement": 0.005,
             "floor": 0.5,
-            "guards": {"false_alarm_rate": 0.02, "iou": 0.01},
+            "guards": {"false_alarm_rate": 0.02, "iou": 0.01, "recall": 0.02},
             "lower_is_better": ["false_alarm_rate"],
         },
     },
@@ -64,9 +72,15 @@ class Repo:
         }
         self.write("evaluation/metrics.json", json.dumps(data))
 
-    def model(self, content: str) -> None:
-        # The gate only compares the model file's bytes with BASE's.
-        self.write("models/tilescan.onnx", content)
+    def model(
+        self, threshold: float, version: str = "tiny0001", path: str = "models/tilescan.onnx", **rule
+    ) -> None:
+        """A tiny model (probability = pixel / 255) with this pixel threshold (tilescan_training.testing)."""
+        (self.root / path).parent.mkdir(parents=True, exist_ok=True)
+        write_tiny_model(self.root / path, threshold=threshold, version=version, **rule)
+
+    def candidate(self, threshold: float, version: str = "cand0001", **rule) -> None:
+        self.model(threshold, version, "models/candidate.onnx", **rule)
 
     def write(self, path: str, text: str) -> None:
         target = self.root / path
@@ -86,6 +100,8 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
     repo.run(sys.executable, "-m", "dvc", "init", "-q")
     repo.write("dvc.yaml", DVC_YAML)
     repo.write("params.yaml", PARAMS)
+    repo.write(".gitignore", "/data/\n/models/candidate.onnx\n")
+    write_scoring_data(repo.root)
     repo.commit("pipeline")
     monkeypatch.chdir(repo.root)
     return repo

@@ -8,8 +8,9 @@ from tilescan_training.promotion import report
 def test_report_compares_metrics_params_and_links_images(repo):
     repo.metrics(dice=0.60)
     repo.write("dvclive/metrics.json", '{"val": {"dice_best": 0.58}}')
-    repo.model("model A")
+    repo.model(0.6, version="A")
     repo.commit("model A")
+    repo.model(0.9, version="B")
     repo.metrics(dice=0.65, false_alarm_rate=0.04)
     repo.write("params.yaml", (repo.root / "params.yaml").read_text().replace("[0.4, 0.5]", "[0.4, 0.6]"))
     for path in ("evaluation/plots/training_curves.png", "evaluation/examples/MT_Crack_exp1.png"):

@@ -1,4 +1,11 @@
-"""``make gate BASE=<rev>``: may the workspace's model be promoted over the one committed at ``BASE``?
+"""``make gate BASE=<rev>``: may the workspace's served model replace the one committed at ``BASE``?
+
+Both models are scored here, on the same tiles: the workspace's test split (``data/``, which ``make data``
+rebuilds from the dataset or ``dvc pull`` fetches), each with the decision rule stamped in its own
+metadata, through the code the service runs. ``BASE``'s recorded metrics are never trusted: a changed
+split, or metrics copied by hand, must not look like progress. ``make promote`` applies the same rules
+to the pipeline's candidate against the served model (:mod:`tilescan_training.promotion.promote`), and
+``make check-served`` to the served model against the one it replaced (``.ci/run``).
 
 Exits 0 (promote) or 1 (keep ``BASE``'s model, or the comparison could not be made) and prints the
 verdict as a Markdown table. The rules are ``promote:`` in ``params.yaml``:
@@ -8,27 +15,27 @@ verdict as a Markdown table. The rules are ``promote:`` in ``params.yaml``:
   ``BASE``'s (a code-only change re-deploys the same model);
 * each guard metric may regress by at most its tolerance (upwards for ``lower_is_better`` metrics).
 
-A first model, with no metrics file at ``BASE``, is judged on the floor alone. Missing or malformed
-metrics in the workspace, or a baseline file DVC cannot read, are errors rather than passes.
+A first model, with no model file at ``BASE``, is judged on the floor alone. A missing model or test
+split is an error rather than a pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from tilescan_shared.predictor import CPU, Predictor
+from tilescan_training.manifest import read_records, read_split, records_in
 from tilescan_training.params import PromoteParams, load_params
-from tilescan_training.promotion.diff import (
-    PromotionError,
-    exists_at,
-    is_number,
-    metrics_diff,
-    read_metrics,
-    same_file_as,
-)
+from tilescan_training.promotion.diff import PromotionError
+from tilescan_training.scoring import predict_all, score
+
+DATA_DIR = Path("data/ingested")
+SPLIT_CSV = Path("data/split.csv")
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ def judge(
         Check(f"{primary} floor", f">= {rules.floor:.4f}", None, new[primary], new[primary] >= rules.floor)
     ]
     if old is None:
-        return Verdict(base, tuple(checks), note=f"first model: no metrics at `{base}`, judged on the floor")
+        return Verdict(base, tuple(checks), note="first model: judged on the floor")
     if model_unchanged:
         same = "model identical to BASE's"
         checks.append(Check(f"{primary} improvement", same, old[primary], new[primary], True))
@@ -92,40 +99,56 @@ def judge(
     return Verdict(base, tuple(checks), note=note)
 
 
-def _lookup(data: dict[str, Any], dotted: str) -> Any:
-    value: Any = data
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
+def model_scores(model: Path, names: list[str], repo: Path = Path()) -> dict[str, float]:
+    """``names`` from scoring ``model`` with its own rule on ``repo``'s test split, on the CPU."""
+    if not model.is_file():
+        raise PromotionError(f"{model} not found: nothing to judge")
+    manifest, split_csv = repo / DATA_DIR / "manifest.csv", repo / SPLIT_CSV
+    if not manifest.is_file() or not split_csv.is_file():
+        raise PromotionError(f"{manifest} or {split_csv} not found: run `make data` (or `dvc pull`) first")
+    records = records_in("test", read_records(manifest), read_split(split_csv))
+    if not records:
+        raise PromotionError(f"{split_csv} puts no tile in the test split")
+    predictor = Predictor(model, providers=[CPU])
+    result = score(predict_all(predictor, records, repo / DATA_DIR), predictor.info.rule)
+    return {name: float(result[name]) for name in names}
+
+
+def compare_models(
+    model: Path, base_model: Path | None, base: str, rules: PromoteParams, repo: Path = Path()
+) -> Verdict:
+    """Judge ``model`` against ``base_model`` (``None``: first model), both scored on the same tiles."""
+    names = [rules.primary, *rules.guards]
+    new = model_scores(model, names, repo)
+    if base_model is None:
+        return judge(base, new, None, rules)
+    old = model_scores(base_model, names, repo)
+    return judge(base, new, old, rules, model_unchanged=model.read_bytes() == base_model.read_bytes())
+
+
+def committed_file(rev: str, path: str, repo: Path = Path()) -> bytes | None:
+    """The bytes of ``path`` at git revision ``rev``, or ``None`` when it is not committed there."""
+    if (
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo, capture_output=True
+        ).returncode
+        != 0
+    ):
+        raise PromotionError(f"unknown git revision {rev!r}")
+    shown = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=repo, capture_output=True)
+    return shown.stdout if shown.returncode == 0 else None
 
 
 def compare(base: str, rules: PromoteParams, repo: Path = Path()) -> Verdict:
-    """Collect the numbers for ``judge``: the workspace's metrics file, ``BASE``'s through DVC."""
-    wanted = [rules.primary, *rules.guards]
-    path = rules.metrics_file
-    workspace = read_metrics(repo / path)
-    new: dict[str, float] = {}
-    for name in wanted:
-        value = _lookup(workspace, name)
-        if not is_number(value):
-            raise PromotionError(f"{path}: metric {name!r} is {'missing' if value is None else repr(value)}")
-        new[name] = float(value)
-
-    changes = metrics_diff(base, repo, targets=[path]).get(path, {})
-    if not exists_at(base, path, repo):
-        return judge(base, new, None, rules)
-    old: dict[str, float] = {}
-    for name in wanted:
-        change = changes.get(name)
-        if change is None or not is_number(change.old):
-            raise PromotionError(
-                f"{path} at `{base}` has no usable {name!r} (the file is committed there but DVC cannot "
-                "read it, or it lacks the metric): fix the baseline or compare with another BASE"
-            )
-        old[name] = float(change.old)
-    return judge(base, new, old, rules, model_unchanged=same_file_as(base, rules.model_file, repo))
+    """The workspace's served model against the one committed at ``base``."""
+    blob = committed_file(base, rules.model_file, repo)
+    if blob is None:
+        verdict = compare_models(repo / rules.model_file, None, base, rules, repo)
+        return Verdict(base, verdict.checks, note=f"first model: no `{rules.model_file}` at `{base}`")
+    with tempfile.TemporaryDirectory() as tmp:
+        base_model = Path(tmp) / "base.onnx"
+        base_model.write_bytes(blob)
+        return compare_models(repo / rules.model_file, base_model, base, rules, repo)
 
 
 def safe_compare(base: str, rules: PromoteParams, repo: Path = Path()) -> Verdict:
@@ -166,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", type=Path)
     args = parser.parse_args(argv)
     verdict = safe_compare(args.base, load_params(args.params).promote)
-    print(f"### Promotion gate: workspace vs `{args.base}`\n")
+    print(f"### Promotion gate: workspace vs `{args.base}` (both re-scored on the workspace's test split)\n")
     print(to_markdown(verdict), end="")
     return 0 if verdict.promote else 1
 

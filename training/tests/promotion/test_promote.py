@@ -1,0 +1,75 @@
+"""``make promote`` and ``make check-served``: the served model changes only through the gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from tilescan_training.promotion import promote, served
+
+
+def test_a_better_candidate_becomes_the_served_model(repo, capsys):
+    repo.model(0.6, version="A")
+    repo.candidate(0.9, version="B")
+    assert promote.main([]) == 0
+    assert (repo.root / "models/tilescan.onnx").read_bytes() == (
+        repo.root / "models/candidate.onnx"
+    ).read_bytes()
+    assert "models/tilescan.onnx is now the candidate" in capsys.readouterr().out
+
+
+def test_a_worse_candidate_leaves_the_served_model_alone(repo, capsys):
+    repo.model(0.6, version="A")
+    before = (repo.root / "models/tilescan.onnx").read_bytes()
+    repo.candidate(0.4, version="B")
+    assert promote.main([]) == 1
+    assert (repo.root / "models/tilescan.onnx").read_bytes() == before
+    out = capsys.readouterr().out
+    assert "failed: dice floor, dice improvement" in out
+    assert "models/tilescan.onnx is unchanged" in out
+
+
+def test_without_a_candidate_nothing_is_promoted(repo, capsys):
+    repo.model(0.6, version="A")
+    assert promote.main([]) == 1
+    assert "models/candidate.onnx not found" in capsys.readouterr().out
+
+
+@pytest.fixture
+def history(repo):
+    """A served model A, then a code-only commit on top."""
+    repo.model(0.6, version="A")
+    repo.commit("model A")
+    repo.write("README.md", "code only")
+    repo.commit("docs")
+    return repo
+
+
+def test_check_served_passes_a_model_promoted_through_the_gate(history, capsys):
+    history.model(0.9, version="B")
+    history.commit("model B")
+    history.write("README.md", "more code")
+    history.commit("docs again")  # the baseline is the model before B, however many commits ago
+    assert served.main([]) == 0
+    out = capsys.readouterr().out
+    assert "| dice improvement | >= BASE + 0.0050 | 0.6154 | 1.0000 | pass |" in out
+
+
+def test_check_served_fails_a_commit_that_swaps_in_a_worse_model(history, capsys):
+    history.model(0.4, version="B")
+    history.commit("a worse model, committed by hand")
+    assert served.main([]) == 1
+    assert "failed: dice floor, dice improvement" in capsys.readouterr().out
+
+
+def test_check_served_judges_an_uncommitted_swap_against_head(history, capsys):
+    history.model(0.5, version="B")  # same Dice, false alarms everywhere
+    assert served.main([]) == 1
+    out = capsys.readouterr().out
+    assert "`HEAD`" in out and "failed: dice improvement, false_alarm_rate guard" in out
+
+
+def test_check_served_judges_the_first_model_on_the_floor(repo, capsys):
+    repo.model(0.6, version="A")
+    repo.commit("model A")
+    assert served.main([]) == 0
+    assert "first model: no `models/tilescan.onnx`" in capsys.readouterr().out
