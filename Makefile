@@ -16,7 +16,7 @@ DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml servic
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 
-.PHONY: help install serve bench test test-fast lint train data report gate promote check-served docker-smoke models rollback shadow-report scale-smoke gpu-check
+.PHONY: help install serve bench test test-fast lint train data pull-data report gate promote check-served docker-smoke models rollback shadow-report scale-smoke gpu-check
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,13 +70,21 @@ train: $(DEV_STAMP)  ## reproduce the DVC pipeline (ingest -> ... -> evaluate): 
 data: $(DEV_STAMP)  ## ingest and split the dataset (data/): the tiles the gate scores models on
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro split
 
+DVC_REMOTE_URL ?=
+pull-data: $(DEV_STAMP)  ## fetch data/ from the DVC remote (DVC_REMOTE_URL) unless it is here: CI runners
+	if [ ! -f data/split.csv ]; then \
+	  $(BIN)/dvc remote add --local --force --default ci "$(DVC_REMOTE_URL)"; \
+	  $(BIN)/dvc pull --allow-missing split; \
+	fi
+
 BASE ?= HEAD
 report: $(DEV_STAMP)  ## write report.md: workspace vs BASE (git rev, default HEAD): metrics, params, gate, plots
 	$(BIN)/python -m tilescan_training.promotion.report --base "$(BASE)"
 
 # gate, promote and check-served score models on data/'s test split: `make data` here, `dvc pull` in workflows.
-gate: $(DEV_STAMP)  ## exit 0 if the served model may replace BASE's, both scored on data/'s test split
-	$(BIN)/python -m tilescan_training.promotion.gate --base "$(BASE)"
+MODEL ?=
+gate: $(DEV_STAMP)  ## exit 0 if the served model (or MODEL=) may replace BASE's, both scored on data/'s test split
+	$(BIN)/python -m tilescan_training.promotion.gate --base "$(BASE)" $(if $(MODEL),--model "$(MODEL)")
 
 promote: $(DEV_STAMP)  ## gate models/candidate.onnx against the served model; if it passes, serve it
 	$(BIN)/python -m tilescan_training.promotion.promote

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Gated auto-merge of an experiment's pull request into dev: when the workspace's model passes
-# `make gate` against BASE (default origin/dev), the pull request is set to merge by itself as soon as
-# dev's required checks pass (`gh pr merge --auto`); otherwise it is labelled `gate-rejected` and the
-# verdict is commented on it, so nobody merges it by accident.
+# Gated auto-merge of an experiment's pull request into dev: when the experiment's candidate model
+# (models/candidate.onnx) passes `make gate` against BASE's served model (default origin/dev), the pull
+# request is set to merge by itself as soon as dev's required checks pass (`gh pr merge --auto`);
+# otherwise it is labelled `gate-rejected` and the verdict is commented on it, so nobody merges it by
+# accident.
 #   scripts/automerge.sh PR_URL      (GH_TOKEN in the environment; experiment.yml runs it)
 set -euo pipefail
 
@@ -11,7 +12,7 @@ base=${BASE:-origin/dev}
 verdict=$(mktemp)
 trap 'rm -f "$verdict"' EXIT
 
-if make --no-print-directory gate BASE="$base" >"$verdict"; then
+if make --no-print-directory gate BASE="$base" MODEL=models/candidate.onnx >"$verdict"; then
     cat "$verdict"
     gh pr merge "$pr" --auto --merge
     echo "auto-merge enabled for $pr: the gate passed against $base"

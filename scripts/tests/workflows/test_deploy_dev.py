@@ -9,9 +9,9 @@ from .conftest import BETTER, IMAGE_REPO, WORSE
 pytestmark = pytest.mark.slow
 
 
-def push_dev(sandbox, version: str, metrics: dict[str, float]) -> str:
+def push_dev(sandbox, version: str, threshold: float) -> str:
     sandbox.git("checkout", "-q", "-b", "dev")
-    sandbox.model(version, metrics)
+    sandbox.model(version, threshold)
     sha = sandbox.commit(f"model {version}")
     sandbox.push("dev")
     return sha
@@ -22,7 +22,7 @@ def test_a_worse_model_fails_at_the_gate_and_nothing_is_built_or_released(sandbo
     run = sandbox.act("push", "deploy-dev.yml")
     assert run.returncode != 0
     assert "Failure - Main Gate against main's model" in run.output
-    assert "failed: dice improvement" in run.output
+    assert "| dice improvement | >= BASE + 0.0050 | 0.7805 | 0.6154 | **FAIL** |" in run.output
     assert not run.called("build-push")
     assert not run.called("heroku")
     assert not run.called("docker")

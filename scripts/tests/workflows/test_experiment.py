@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from ruamel.yaml import YAML
 
 from tilescan_shared.testing import write_tiny_model
+from tilescan_training.promotion.gate import model_scores
 
 from .conftest import BETTER, WORSE
 
@@ -42,14 +44,14 @@ def experiment(sandbox):
     return sandbox
 
 
-def trained(sandbox, version: str, metrics: dict[str, float]) -> None:
-    """What `dvc exp run` (stood in) leaves in the workspace."""
+def trained(sandbox, version: str, threshold: float) -> None:
+    """What `dvc exp run` (stood in) leaves in the workspace: the candidate model and its metrics."""
     out = sandbox.root / "trained"
-    write_tiny_model((out / "models").mkdir(parents=True) or out / "models/tilescan.onnx", version=version)
+    (out / "models").mkdir(parents=True)
+    write_tiny_model(out / "models/candidate.onnx", threshold=threshold, version=version)
     (out / "evaluation").mkdir()
-    (out / "evaluation/metrics.json").write_text(
-        "{" + ", ".join(f'"{k}": {v}' for k, v in metrics.items()) + "}\n"
-    )
+    metrics = model_scores(out / "models/candidate.onnx", ["dice", "iou", "false_alarm_rate"], sandbox.work)
+    (out / "evaluation/metrics.json").write_text(json.dumps(metrics) + "\n")
 
 
 def test_a_better_experiment_is_reported_and_merged_automatically(experiment):
@@ -74,6 +76,7 @@ def test_a_better_experiment_is_reported_and_merged_automatically(experiment):
     assert "**Verdict: promote**" in report
     assert "base_channels" in report
     assert not run.called("gh pr edit")
+    assert "models/tilescan.onnx is now the candidate" in run.output  # make promote, before the PR
 
 
 def test_a_worse_experiment_is_labelled_and_commented_not_merged(experiment):
@@ -87,4 +90,8 @@ def test_a_worse_experiment_is_labelled_and_commented_not_merged(experiment):
         "--publish-url=https://assets.acme.test report.md"
     )
     reason = (experiment.state / "gh-comment.md").read_text()
-    assert "Not merged automatically" in reason and "failed: dice improvement" in reason
+    assert (
+        "Not merged automatically" in reason
+        and "dice improvement | >= BASE + 0.0050 | 0.7805 | 0.6154 | **FAIL**" in reason
+    )
+    assert "models/tilescan.onnx is unchanged" in run.output  # the served model stays dev's

@@ -6,17 +6,15 @@ import subprocess
 
 import pytest
 
-from .conftest import IMAGE_REPO, PROJECT
+from .conftest import BETTER, IMAGE_REPO, PROJECT
 
 pytestmark = pytest.mark.slow
 
-SECOND = {"dice": 0.86, "iou": 0.74, "false_alarm_rate": 0.04}
 
-
-def passed_dev(sandbox, version: str | None = None, metrics: dict[str, float] | None = None) -> str:
+def passed_dev(sandbox, version: str | None = None, threshold: float | None = None) -> str:
     """What deploy-dev does once the dev app's smoke test passed: mark the image, register, assign dev."""
-    if version is not None and metrics is not None:
-        sandbox.model(version, metrics)
+    if version is not None and threshold is not None:
+        sandbox.model(version, threshold)
         sandbox.commit(f"model {version}")
     tree = sandbox.git("rev-parse", "HEAD^{tree}")
     sandbox.add_image(f"{IMAGE_REPO}:passed-dev-{tree}")
@@ -38,7 +36,7 @@ def registry(sandbox, *args: str, check: bool = True) -> subprocess.CompletedPro
 def two_versions(sandbox):
     """v0.0.1 (the first model) and v0.0.2 (a better one) passed dev; prod runs v0.0.2."""
     assert passed_dev(sandbox) == "v0.0.1"
-    assert passed_dev(sandbox, "second01", SECOND) == "v0.0.2"
+    assert passed_dev(sandbox, "second01", BETTER) == "v0.0.2"
     registry(sandbox, "assign", "prod", "v0.0.2", "--push")
     sandbox.add_image(f"{IMAGE_REPO}:prod")
     return sandbox
@@ -47,9 +45,9 @@ def two_versions(sandbox):
 def test_make_models_prints_versions_stages_and_metrics(two_versions):
     table = two_versions.models()
     assert "| v0.0.2 | dev, prod |" in table
-    assert "| 0.8600 | 0.7400 | 0.0400 |" in table
+    assert "| 1.0000 | 1.0000 | 0.0000 |" in table
     assert "| v0.0.1 | - |" in table
-    assert "| 0.8000 | 0.7000 | 0.0500 |" in table
+    assert "| 0.7805 | 0.6400 | 0.0000 |" in table
 
 
 def test_dvc_yaml_declares_the_registered_model_as_a_dvc_artifact():

@@ -1,7 +1,7 @@
 """``make gate``: both models re-scored on the workspace's test split (tilescan_training.testing's tiles).
 
-Tiny models by pixel threshold: 0.9 finds the defects exactly (Dice 1.0), 0.6 adds a ring (Dice 0.615),
-0.5 adds false alarms on every free tile, 0.4 both rings and false alarms (Dice 0.4).
+Tiny models by pixel threshold: 0.9 finds the defects exactly (Dice 1.0), 0.6 adds a ring (Dice 0.780),
+0.5 adds false alarms on every free tile, 0.4 both rings and false alarms (Dice 0.615).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def run_gate(capsys: pytest.CaptureFixture[str], base: str = "HEAD") -> tuple[in
 
 @pytest.fixture
 def baseline(repo):
-    """A committed model with Dice 0.615, no false alarm, every defect tile found."""
+    """A committed model with Dice 0.780, no false alarm, every defect tile found."""
     repo.model(0.6, version="A")
     repo.commit("model A")
     return repo
@@ -42,7 +42,7 @@ def test_better_model_is_promoted(baseline, capsys):
     baseline.model(0.9, version="B")
     code, out = run_gate(capsys)
     assert code == 0
-    assert "| dice improvement | >= BASE + 0.0050 | 0.6154 | 1.0000 | pass |" in out
+    assert "| dice improvement | >= BASE + 0.0050 | 0.7805 | 1.0000 | pass |" in out
     assert "| false_alarm_rate guard | <= BASE + 0.0200 | 0.0000 | 0.0000 | pass |" in out
     assert "| recall guard | >= BASE - 0.0200 | 1.0000 | 1.0000 | pass |" in out
     assert "**Verdict: promote**" in out
@@ -52,15 +52,15 @@ def test_worse_model_is_refused(baseline, capsys):
     baseline.model(0.4, version="B")
     code, out = run_gate(capsys)
     assert code == 1
-    assert "| dice improvement | >= BASE + 0.0050 | 0.6154 | 0.4000 | **FAIL** |" in out
-    assert "failed: dice floor, dice improvement, false_alarm_rate guard, iou guard" in out
+    assert "| dice improvement | >= BASE + 0.0050 | 0.7805 | 0.6154 | **FAIL** |" in out
+    assert "failed: dice improvement, false_alarm_rate guard, iou guard" in out
 
 
 def test_guard_regression_blocks_a_better_dice(baseline, capsys):
     baseline.model(0.9, version="B", tile_threshold=0.5)  # exact masks, but every free tile flagged
     code, out = run_gate(capsys)
     assert code == 1
-    assert "| dice improvement | >= BASE + 0.0050 | 0.6154 | 1.0000 | pass |" in out
+    assert "| dice improvement | >= BASE + 0.0050 | 0.7805 | 1.0000 | pass |" in out
     assert "failed: false_alarm_rate guard" in out
 
 
@@ -71,7 +71,7 @@ def test_recorded_metrics_are_not_trusted(baseline, capsys):
     baseline.model(0.9, version="B")
     code, out = run_gate(capsys)
     assert code == 0
-    assert "0.6154 | 1.0000 | pass" in out
+    assert "0.7805 | 1.0000 | pass" in out
 
 
 def test_equal_scores_from_a_new_model_do_not_clear_the_minimum_improvement(baseline, capsys):
@@ -92,10 +92,10 @@ def test_first_model_is_judged_on_the_floor_alone(repo, capsys):
     code, out = run_gate(capsys)
     assert code == 0
     assert "first model" in out
-    repo.model(0.4)
+    repo.model(0.4, tile_threshold=1.01)  # every tile judged defect-free: no defect pixel found
     code, out = run_gate(capsys)
     assert code == 1
-    assert "| dice floor | >= 0.5000 | - | 0.4000 | **FAIL** |" in out
+    assert "| dice floor | >= 0.5000 | - | 0.0000 | **FAIL** |" in out
 
 
 def test_missing_workspace_model_fails_clearly(baseline, capsys):

@@ -139,22 +139,23 @@ def committed_file(rev: str, path: str, repo: Path = Path()) -> bytes | None:
     return shown.stdout if shown.returncode == 0 else None
 
 
-def compare(base: str, rules: PromoteParams, repo: Path = Path()) -> Verdict:
-    """The workspace's served model against the one committed at ``base``."""
+def compare(base: str, rules: PromoteParams, repo: Path = Path(), model: str | None = None) -> Verdict:
+    """The workspace's ``model`` (default: the served model) against the served one at ``base``."""
+    model_path = repo / (model or rules.model_file)
     blob = committed_file(base, rules.model_file, repo)
     if blob is None:
-        verdict = compare_models(repo / rules.model_file, None, base, rules, repo)
+        verdict = compare_models(model_path, None, base, rules, repo)
         return Verdict(base, verdict.checks, note=f"first model: no `{rules.model_file}` at `{base}`")
     with tempfile.TemporaryDirectory() as tmp:
         base_model = Path(tmp) / "base.onnx"
         base_model.write_bytes(blob)
-        return compare_models(repo / rules.model_file, base_model, base, rules, repo)
+        return compare_models(model_path, base_model, base, rules, repo)
 
 
-def safe_compare(base: str, rules: PromoteParams, repo: Path = Path()) -> Verdict:
+def safe_compare(base: str, rules: PromoteParams, repo: Path = Path(), model: str | None = None) -> Verdict:
     """:func:`compare`, with a failure turned into a negative verdict that says why."""
     try:
-        return compare(base, rules, repo)
+        return compare(base, rules, repo, model)
     except PromotionError as err:
         return Verdict(base, error=str(err))
 
@@ -187,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--base", required=True, help="git revision of the model to beat, e.g. origin/main")
     parser.add_argument("--params", default="params.yaml", type=Path)
+    parser.add_argument("--model", help="the workspace model to judge (default: the served model file)")
     args = parser.parse_args(argv)
-    verdict = safe_compare(args.base, load_params(args.params).promote)
+    verdict = safe_compare(args.base, load_params(args.params).promote, model=args.model)
     print(f"### Promotion gate: workspace vs `{args.base}` (both re-scored on the workspace's test split)\n")
     print(to_markdown(verdict), end="")
     return 0 if verdict.promote else 1
