@@ -23,7 +23,7 @@ def test_report_compares_metrics_params_and_links_images(repo):
     assert "**Verdict: promote**" in text
     assert "| `evaluation/metrics.json` | dice | 0.6000 | 0.6500 | +0.0500 |" in text
     assert "| `dvclive/metrics.json` | val.dice_best | 0.5800 | 0.5800 | +0.0000 |" in text
-    assert "| MT_Crack | 0.5000 | 0.5500 | +0.0500 | 0.3500 | 0.3500 | +0.0000 | 7 |" in text
+    assert "| MT_Crack | 0.5000 | 0.5500 | +0.0500 | 0.3500 | 0.3500 | +0.0000 | 7 | 6 |" in text
     assert "per_class" not in text
     assert "| `params.yaml` | evaluate.thresholds | `[0.4, 0.5]` | `[0.4, 0.6]` |" in text
     # Relative to the report's folder, as CML needs to find and publish them.

@@ -22,6 +22,9 @@ CURVES = {
     "Dice vs threshold (val and test; the dotted line is the chosen threshold)": (
         "evaluation/plots/dice_vs_threshold.png"
     ),
+    "Tile score: precision vs recall on test (the dot is the chosen tile threshold)": (
+        "evaluation/plots/tile_pr.png"
+    ),
 }
 EXAMPLES_DIR = "evaluation/examples"
 PER_CLASS = "per_class."
@@ -62,16 +65,17 @@ def per_class_table(changes: dict[str, Change], base: str) -> str:
     if not classes:
         return "No per-class metrics.\n"
     header = (
-        f"| class | Dice `{base}` | Dice | change | IoU `{base}` | IoU | change | test images |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        f"| class | Dice `{base}` | Dice | change | IoU `{base}` | IoU | change | test images | found |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     )
     rows = []
     for cls, m in sorted(classes.items()):
-        dice, iou, images = m.get("dice"), m.get("iou"), m.get("images")
+        dice, iou, images, found = m.get("dice"), m.get("iou"), m.get("images"), m.get("found")
         cells = []
         for c in (dice, iou):
             cells += ["-", "-", ""] if c is None else [_value(c.old), _value(c.new), _delta(c)]
-        rows.append(f"| {cls} | {' | '.join(cells)} | {_value(images.new if images else None)} |")
+        counts = [_value(c.new if c else None) for c in (images, found)]
+        rows.append(f"| {cls} | {' | '.join(cells)} | {' | '.join(counts)} |")
     return header + "\n".join(rows) + "\n"
 
 
