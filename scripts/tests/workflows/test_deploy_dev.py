@@ -63,3 +63,15 @@ def test_a_failing_smoke_test_leaves_no_mark(sandbox, serve, tmp_path):
     assert not run.called("docker buildx")
     assert not any(p.name.endswith(("_dev",)) or "passed-dev" in p.name for p in sandbox.registry.iterdir())
     assert "tilescan" not in sandbox.git("ls-remote", "--tags", "origin")
+
+
+def test_a_failed_release_fails_the_run_before_the_smoke_test(sandbox, serve):
+    """The release's exit status is not lost in `echo "url=$(...)"`: the step fails, nothing is marked."""
+    push_dev(sandbox, "better01", BETTER)
+    sandbox.app_url = serve(sandbox.work / "models/tilescan.onnx")
+    run = sandbox.act("push", "deploy-dev.yml", "--env", "STANDIN_RELEASE_FAILS=1")
+    assert run.returncode != 0
+    assert run.called("heroku release tilescan-dev")
+    assert "Failure - Main Release on Heroku" in run.output
+    assert "Smoke test the live app" not in run.output
+    assert not run.called("docker buildx")
