@@ -14,7 +14,7 @@ MiB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; the README's settings table lists them with their variables."""
+    """Every knob of the service; docs/operations.md's settings table lists them with their variables."""
 
     model_config = SettingsConfigDict(env_prefix="TILESCAN_", populate_by_name=True, extra="ignore")
 
