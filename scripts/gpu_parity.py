@@ -24,7 +24,7 @@ import onnxruntime as ort
 from smoke_test import tile_from_panel
 
 from tilescan_shared.masks import DecisionRule, segment
-from tilescan_shared.predictor import Predictor
+from tilescan_shared.predictor import Inference, Predictor
 
 CPU = "CPUExecutionProvider"
 
@@ -40,13 +40,17 @@ class Parity:
         return self.mask_diff_pixels / self.pixels
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray, rule: DecisionRule) -> Parity:
-    """How far the candidate's probabilities and masks are from the reference's, for one tile."""
-    masks = segment(reference, rule).mask, segment(candidate, rule).mask
+def compare(reference: Inference, candidate: Inference, rule: DecisionRule) -> Parity:
+    """How far the candidate's probabilities (the tile score among them) and masks are from the
+    reference's, for one tile."""
+    masks = [segment(i.probability, rule, i.tile_score).mask for i in (reference, candidate)]
+    gaps = [np.abs(reference.probability - candidate.probability).max()]
+    if reference.tile_score is not None and candidate.tile_score is not None:
+        gaps.append(abs(reference.tile_score - candidate.tile_score))
     return Parity(
-        max_prob_diff=float(np.abs(reference - candidate).max()),
+        max_prob_diff=float(max(gaps)),
         mask_diff_pixels=int(np.count_nonzero(masks[0] != masks[1])),
-        pixels=reference.size,
+        pixels=reference.probability.size,
     )
 
 

@@ -8,8 +8,6 @@ must report missing, not skip).
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tilescan_service.testing import serve_process
 from tilescan_shared.masks import DecisionRule
+from tilescan_shared.predictor import Inference
 from tilescan_shared.testing import write_tiny_model
 
 SCRIPTS = Path(__file__).resolve().parents[1]
@@ -38,18 +38,8 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def service_url(tmp_path: Path) -> Iterator[str]:
     """``tilescan-serve`` on a free port with a tiny model."""
-    model = write_tiny_model(tmp_path / "tiny.onnx")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = os.environ | {"PORT": str(port), "TILESCAN_MODEL_PATH": str(model), "TILESCAN_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([Path(sys.executable).parent / "tilescan-serve"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with serve_process(write_tiny_model(tmp_path / "tiny.onnx")) as served:
+        yield served.url
 
 
 def load(url: str, tmp_path: Path, stop_after: int) -> subprocess.CompletedProcess[str]:
@@ -126,7 +116,9 @@ def test_compare_counts_flipped_mask_pixels():
     reference[2:5, 2:5] = 0.9
     candidate = reference.copy()
     candidate[2, 2] = 0.4  # one pixel drops below the threshold
-    parity = gpu_parity.compare(reference, candidate, DecisionRule(threshold=0.5))
+    parity = gpu_parity.compare(
+        Inference(reference, 0.8), Inference(candidate, 0.8), DecisionRule(threshold=0.5)
+    )
     assert parity.mask_diff_pixels == 1
     assert parity.max_prob_diff == pytest.approx(0.5)
     assert parity.mask_diff_fraction == pytest.approx(0.01)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,17 +48,11 @@ def test_a_picture_that_is_not_a_panel_is_refused(tmp_path):
 def service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``tilescan-serve`` on a free port with a tiny model; yields its URL and the model file."""
     pytest.importorskip("tilescan_service")
+    from tilescan_service.testing import serve_process
+
     model = write_tiny_model(tmp_path / "tiny.onnx", version="smoke001")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = os.environ | {"PORT": str(port), "TILESCAN_MODEL_PATH": str(model), "TILESCAN_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([Path(sys.executable).parent / "tilescan-serve"], env=env)
-    try:
-        yield f"http://127.0.0.1:{port}", model
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with serve_process(model) as served:
+        yield served.url, model
 
 
 def test_smoke_passes_against_the_real_service(service, examples, capsys):

@@ -25,7 +25,6 @@ import http.client
 import io
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,9 +47,10 @@ from tilescan_service.config import Settings  # the servers' settings come from 
 from tilescan_service.engine import Prediction
 from tilescan_service.rendering import render
 from tilescan_service.schemas import OutputFormat
+from tilescan_service.testing import free_port
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import segment
-from tilescan_shared.predictor import INPUT_NAME, OUTPUT_NAME, Predictor
+from tilescan_shared.predictor import INPUT_NAME, Predictor
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,7 +119,7 @@ def load_test_tiles(limit: int) -> list[tuple[str, bytes]]:
 def direct_predictor(model: Path, arrays: list[np.ndarray], intra_op_threads: int = 0) -> Predictor:
     """A predictor with the service's session options, warmed up as the service warms its own."""
     predictor = Predictor(model, intra_op_threads=intra_op_threads)
-    predictor.session.run([OUTPUT_NAME], {INPUT_NAME: arrays[0][None, None]})
+    predictor.predict(arrays[0])
     return predictor
 
 
@@ -129,7 +129,7 @@ def bench_direct(session: ort.InferenceSession, arrays: list[np.ndarray], name: 
     started, cpu_started = time.perf_counter(), time.process_time()
     for gray in arrays:
         t0 = time.perf_counter()
-        session.run([OUTPUT_NAME], {INPUT_NAME: gray[None, None]})
+        session.run(None, {INPUT_NAME: gray[None, None]})  # every output (a tile score too), as served
         latencies.append(time.perf_counter() - t0)
     cpu_s = time.process_time() - cpu_started
     return Run(name, latencies, time.perf_counter() - started, cpu_s=cpu_s)
@@ -145,9 +145,10 @@ def bench_pipeline(predictor: Predictor, images: list[bytes], fmt: str) -> Run:
         t0, cpu0 = time.perf_counter(), time.thread_time()
         gray = decode_gray(data)
         cpu1 = time.thread_time()
-        probability = predictor.predict(gray)
+        inference = predictor.predict(gray)
         cpu2 = time.thread_time()
-        render(Prediction(segment(probability, rule), rule, cpu2 - cpu1, predictor.info), OutputFormat(fmt))
+        segmentation = segment(inference.probability, rule, inference.tile_score)
+        render(Prediction(segmentation, rule, cpu2 - cpu1, predictor.info), OutputFormat(fmt))
         cpu_s += (cpu1 - cpu0) + (time.thread_time() - cpu2)
         latencies.append(time.perf_counter() - t0)
     wall = time.perf_counter() - started
@@ -303,12 +304,6 @@ def one_request(port: int, body: tuple[bytes, str]) -> tuple[int, float]:
     seconds = time.perf_counter() - t0
     conn.close()
     return status, seconds
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_service(model: Path, port: int, log: Path, **settings: str) -> subprocess.Popen:

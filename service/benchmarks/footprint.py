@@ -18,7 +18,6 @@ import io
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from tilescan_service.config import Settings
+from tilescan_service.testing import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,12 +40,6 @@ def noise_png(pixels: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (side, side), dtype=np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -15,18 +15,19 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tilescan_service.testing import serve_process
 from tilescan_shared.testing import write_tiny_model
 from tilescan_training.promotion.gate import model_scores
 from tilescan_training.testing import write_scoring_data
@@ -286,36 +287,15 @@ def sandbox(tmp_path: Path) -> Sandbox:
     return box
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator:
     """Start the real tilescan service on a model file: the "Heroku app" the deploy jobs release to."""
-    procs: list[subprocess.Popen] = []
+    with ExitStack() as stack:
+        started = count()
 
-    def start(model: Path) -> str:
-        copy = tmp_path / f"served-{len(procs)}.onnx"
-        shutil.copy(model, copy)
-        port = _free_port()
-        env = os.environ | {"PORT": str(port), "TILESCAN_MODEL_PATH": str(copy)}
-        env["TILESCAN_LOG_LEVEL"] = "WARNING"
-        procs.append(subprocess.Popen([Path(sys.executable).parent / "tilescan-serve"], env=env))
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-                    if resp.status == 200:
-                        return url
-            except OSError:
-                time.sleep(0.2)
-        pytest.fail(f"tilescan-serve on {url} not ready after 60 s")
+        def start(model: Path) -> str:
+            copy = tmp_path / f"served-{next(started)}.onnx"
+            shutil.copy(model, copy)
+            return stack.enter_context(serve_process(copy)).url
 
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=10)
+        yield start

@@ -1,13 +1,20 @@
-"""Helpers for tests of the service: wait for the model with a deadline, run an app on a live server."""
+"""Helpers for tests and benchmarks of the service: a free port, the model's readiness with a deadline,
+an app on a live server in a thread, a real ``tilescan-serve`` process."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -56,3 +63,45 @@ def live_server(app: FastAPI, timeout: float = 15.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=timeout)
+
+
+@dataclass(frozen=True)
+class ServedProcess:
+    url: str
+    process: subprocess.Popen
+
+
+@contextmanager
+def serve_process(
+    model: Path, timeout: float = 60.0, stderr: IO[bytes] | None = None, **settings: str
+) -> Iterator[ServedProcess]:
+    """A real ``tilescan-serve`` on a free 127.0.0.1 port serving ``model``, with ``settings`` as extra
+    environment variables (``TILESCAN_MAX_QUEUE="4"``); yields once ``/readyz`` answers 200.
+
+    Raises :class:`TimeoutError` when it is not ready within ``timeout`` seconds (or exits first); the
+    process is terminated when the block ends.
+    """
+    port = free_port()
+    env = os.environ | {"PORT": str(port), "TILESCAN_MODEL_PATH": str(model), "TILESCAN_LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen(
+        [Path(sys.executable).parent / "tilescan-serve"], env=env | settings, stderr=stderr
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while not _ready(url):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise TimeoutError(f"tilescan-serve on {url} not ready within {timeout} s")
+            time.sleep(0.1)
+        yield ServedProcess(url, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False

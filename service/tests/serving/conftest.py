@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,12 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
 from tilescan_service.serve import build_server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tilescan_service.testing import free_port
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
