@@ -19,9 +19,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# git for DVC experiments and CML, make for the project's targets; the base image fixes the distro release.
+# git for DVC experiments and CML, make for the project's targets, g++ and the Python headers for
+# torch.compile (train.compile builds its kernels with them); the base image fixes the distro release.
 # hadolint ignore=DL3008
-# g++ and the Python headers: torch.compile (train.compile) builds its kernels with them.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv python3-dev g++ git make ca-certificates \
     && rm -rf /var/lib/apt/lists/*
