@@ -86,18 +86,3 @@ def same_file_as(base: str, path: str, repo: Path) -> bool:
         return False
     workspace = _git(["hash-object", "--", path], repo)
     return workspace.returncode == 0 and workspace.stdout.strip() == committed.stdout.strip()
-
-
-def read_metrics(path: Path) -> dict[str, Any]:
-    """The workspace's metrics file as a dict, or a :class:`PromotionError` that says what is wrong."""
-    if not path.is_file():
-        raise PromotionError(
-            f"{path} not found: run the pipeline (`make train`) or fetch its outputs (`dvc pull`) first"
-        )
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise PromotionError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(data, dict):
-        raise PromotionError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data

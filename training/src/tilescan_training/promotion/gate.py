@@ -128,12 +128,10 @@ def compare_models(
 
 def committed_file(rev: str, path: str, repo: Path = Path()) -> bytes | None:
     """The bytes of ``path`` at git revision ``rev``, or ``None`` when it is not committed there."""
-    if (
-        subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo, capture_output=True
-        ).returncode
-        != 0
-    ):
+    known = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo, capture_output=True
+    )
+    if known.returncode != 0:
         raise PromotionError(f"unknown git revision {rev!r}")
     shown = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=repo, capture_output=True)
     return shown.stdout if shown.returncode == 0 else None
