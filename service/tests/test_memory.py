@@ -9,13 +9,32 @@ from pathlib import Path
 
 import pytest
 
-COMMITTED_MODEL = Path(__file__).resolve().parents[2] / "models" / "tilescan.onnx"
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt, /proc")
 
-# The committed model on four tile sizes in a worker thread, as the service runs it: four warm-up
-# passes, then the minor page faults of two more.
-_FAULTS = f"""
+
+@pytest.fixture(scope="module")
+def native_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pipeline's native-resolution network (untrained), exported as the train stage would: its
+    buffers grow with the tile, which is what the allocator settings are for, whichever model is served
+    (a model that resizes every tile to one working size allocates the same small buffers each time)."""
+    torch = pytest.importorskip("torch")
+    from tilescan_training.net import UNet
+    from tilescan_training.params import load_params
+    from tilescan_training.stages.export import export
+
+    params = load_params(REPO / "params.yaml")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("native") / "native.onnx"
+    net = UNet(params.train.net.base_channels, params.train.net.depth)
+    export(net, params.train, params.export, path, [])
+    return path
+
+
+# The model on four tile sizes in a worker thread, as the service runs it: four warm-up passes, then
+# the minor page faults of two more.
+_FAULTS = """
 import json, resource, sys
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
@@ -23,7 +42,7 @@ from tilescan_service.memory import keep_inference_buffers
 from tilescan_shared.predictor import Predictor
 
 took = keep_inference_buffers() if sys.argv[1] == "keep" else None
-predictor = Predictor({str(COMMITTED_MODEL)!r}, intra_op_threads=1)
+predictor = Predictor(sys.argv[2], intra_op_threads=1)
 rng = np.random.default_rng(0)
 shapes = [(265, 375), (232, 601), (403, 355), (300, 310)]
 tiles = [rng.integers(0, 255, shape, dtype=np.uint8) for shape in shapes]
@@ -34,7 +53,7 @@ with ThreadPoolExecutor(1) as pool:
     for _ in range(2):
         [pool.submit(predictor.predict, tile).result() for tile in tiles]
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(json.dumps({{"took": took, "faults": faults}}))
+print(json.dumps({"took": took, "faults": faults}))
 """
 
 # A 48 MB buffer freed with the settings kept, as a tile's buffers are, then during a big image:
@@ -69,8 +88,8 @@ def _run(code: str, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def test_inference_buffers_stay_in_the_heap_instead_of_faulting_in_again() -> None:
-    default, kept = _run(_FAULTS, "default"), _run(_FAULTS, "keep")
+def test_inference_buffers_stay_in_the_heap_instead_of_faulting_in_again(native_model: Path) -> None:
+    default, kept = _run(_FAULTS, "default", str(native_model)), _run(_FAULTS, "keep", str(native_model))
 
     assert kept["took"] is True
     # Measured: about 4,700 faults an inference by default (18 MB of fresh pages), none kept.
