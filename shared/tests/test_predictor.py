@@ -27,14 +27,14 @@ def test_predict_keeps_full_size(predictor):
     prob = inference.probability
     assert prob.shape == (37, 91) and prob.dtype == np.float32
     np.testing.assert_allclose(prob, img / 255.0, atol=1e-6)
-    assert inference.tile_score is None and not predictor.has_tile_score
+    assert inference.tile_score is None and predictor.outputs == ["probability"]
 
 
 def test_a_model_with_a_tile_head_gives_one_score_per_image(tmp_path):
     predictor = Predictor(write_tiny_model(tmp_path / "tile.onnx", tile_threshold=0.9))
     batch = np.stack([bright_square(), np.full((40, 60), 51, np.uint8)])[:, None]
     probability, scores = predictor.predict_batch(batch)
-    assert probability.shape == batch.shape and predictor.has_tile_score
+    assert probability.shape == batch.shape and predictor.outputs == ["probability", "tile_score"]
     np.testing.assert_allclose(scores, [1.0, 0.2], atol=1e-6)
     assert predictor.predict(bright_square()).tile_score == pytest.approx(1.0)
     assert predictor.info.rule.tile_threshold == 0.9

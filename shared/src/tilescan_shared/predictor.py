@@ -77,10 +77,6 @@ class Predictor:
         self.outputs = [OUTPUT_NAME] + ([TILE_OUTPUT_NAME] if TILE_OUTPUT_NAME in names else [])
 
     @property
-    def has_tile_score(self) -> bool:
-        return TILE_OUTPUT_NAME in self.outputs
-
-    @property
     def providers(self) -> list[str]:
         """The execution providers the session really uses (CUDA may have fallen back to CPU)."""
         return self.session.get_providers()
