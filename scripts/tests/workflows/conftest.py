@@ -29,7 +29,7 @@ import pytest
 
 from tilescan_service.testing import serve_process
 from tilescan_shared.testing import write_tiny_model
-from tilescan_training.promotion.gate import model_scores
+from tilescan_training.promotion.gate import load_test_split, model_scores
 from tilescan_training.testing import write_scoring_data
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -143,7 +143,9 @@ class Sandbox:
         model = self.work / path
         model.parent.mkdir(exist_ok=True)
         write_tiny_model(model, threshold=threshold, version=version)
-        metrics = model_scores(model, ["dice", "iou", "false_alarm_rate", "recall"], self.work)
+        metrics = model_scores(
+            model, ["dice", "iou", "false_alarm_rate", "recall"], load_test_split(self.work)
+        )
         self.write("evaluation/metrics.json", json.dumps(metrics, indent=2) + "\n")
 
     def commit(self, message: str) -> str:

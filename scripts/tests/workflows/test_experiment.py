@@ -9,7 +9,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tilescan_shared.testing import write_tiny_model
-from tilescan_training.promotion.gate import model_scores
+from tilescan_training.promotion.gate import load_test_split, model_scores
 
 from .conftest import BETTER, WORSE
 
@@ -50,7 +50,8 @@ def trained(sandbox, version: str, threshold: float) -> None:
     (out / "models").mkdir(parents=True)
     write_tiny_model(out / "models/candidate.onnx", threshold=threshold, version=version)
     (out / "evaluation").mkdir()
-    metrics = model_scores(out / "models/candidate.onnx", ["dice", "iou", "false_alarm_rate"], sandbox.work)
+    names = ["dice", "iou", "false_alarm_rate"]
+    metrics = model_scores(out / "models/candidate.onnx", names, load_test_split(sandbox.work))
     (out / "evaluation/metrics.json").write_text(json.dumps(metrics) + "\n")
 
 

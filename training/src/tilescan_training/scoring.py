@@ -31,15 +31,28 @@ class Scored:
     tile_score: float | None
 
 
-def predict_all(predictor: Predictor, records: list[Record], data_dir: Path) -> list[Scored]:
-    tiles = []
-    for r in records:
-        image = read_gray(data_dir / r.image)
-        inference = predictor.predict(image)
-        tiles.append(
-            Scored(r, image, read_gray(data_dir / r.mask), inference.probability, inference.tile_score)
+@dataclass(frozen=True)
+class Tile:
+    """One tile as read from the ingested data: its record, image and truth mask."""
+
+    record: Record
+    image: np.ndarray
+    truth: np.ndarray
+
+
+def load_tiles(records: list[Record], data_dir: Path) -> list[Tile]:
+    """Decode each record's image and mask once (the gate scores two models on the same tiles)."""
+    return [Tile(r, read_gray(data_dir / r.image), read_gray(data_dir / r.mask)) for r in records]
+
+
+def predict_all(predictor: Predictor, tiles: list[Tile]) -> list[Scored]:
+    scored = []
+    for tile in tiles:
+        inference = predictor.predict(tile.image)
+        scored.append(
+            Scored(tile.record, tile.image, tile.truth, inference.probability, inference.tile_score)
         )
-    return tiles
+    return scored
 
 
 def score(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from tilescan_shared.predictor import CPU, Predictor
 from tilescan_training.manifest import read_records, read_split, records_in
 from tilescan_training.params import PromoteParams, load_params
 from tilescan_training.promotion.diff import PromotionError
-from tilescan_training.scoring import predict_all, score
+from tilescan_training.scoring import Tile, load_tiles, predict_all, score
 
 DATA_DIR = Path("data/ingested")
 SPLIT_CSV = Path("data/split.csv")
@@ -99,18 +99,23 @@ def judge(
     return Verdict(base, tuple(checks), note=note)
 
 
-def model_scores(model: Path, names: list[str], repo: Path = Path()) -> dict[str, float]:
-    """``names`` from scoring ``model`` with its own rule on ``repo``'s test split, on the CPU."""
-    if not model.is_file():
-        raise PromotionError(f"{model} not found: nothing to judge")
+def load_test_split(repo: Path = Path()) -> list[Tile]:
+    """``repo``'s test split, decoded once for both models."""
     manifest, split_csv = repo / DATA_DIR / "manifest.csv", repo / SPLIT_CSV
     if not manifest.is_file() or not split_csv.is_file():
         raise PromotionError(f"{manifest} or {split_csv} not found: run `make data` (or `dvc pull`) first")
     records = records_in("test", read_records(manifest), read_split(split_csv))
     if not records:
         raise PromotionError(f"{split_csv} puts no tile in the test split")
+    return load_tiles(records, repo / DATA_DIR)
+
+
+def model_scores(model: Path, names: list[str], tiles: list[Tile]) -> dict[str, float]:
+    """``names`` from scoring ``model`` with its own rule on ``tiles``, on the CPU."""
+    if not model.is_file():
+        raise PromotionError(f"{model} not found: nothing to judge")
     predictor = Predictor(model, providers=[CPU])
-    result = score(predict_all(predictor, records, repo / DATA_DIR), predictor.info.rule)
+    result = score(predict_all(predictor, tiles), predictor.info.rule)
     return {name: float(result[name]) for name in names}
 
 
@@ -118,11 +123,11 @@ def compare_models(
     model: Path, base_model: Path | None, base: str, rules: PromoteParams, repo: Path = Path()
 ) -> Verdict:
     """Judge ``model`` against ``base_model`` (``None``: first model), both scored on the same tiles."""
-    names = [rules.primary, *rules.guards]
-    new = model_scores(model, names, repo)
+    names, tiles = [rules.primary, *rules.guards], load_test_split(repo)
+    new = model_scores(model, names, tiles)
     if base_model is None:
         return judge(base, new, None, rules)
-    old = model_scores(base_model, names, repo)
+    old = model_scores(base_model, names, tiles)
     return judge(base, new, old, rules, model_unchanged=model.read_bytes() == base_model.read_bytes())
 
 

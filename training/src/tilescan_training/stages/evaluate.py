@@ -30,7 +30,7 @@ from tilescan_shared.predictor import Predictor
 from tilescan_training import plots
 from tilescan_training.manifest import FREE_CLASS, read_records, read_split, records_in
 from tilescan_training.params import EvaluateParams, load_params
-from tilescan_training.scoring import Scored, predict_all, score, tile_ranking
+from tilescan_training.scoring import Scored, load_tiles, predict_all, score, tile_ranking
 
 # The public reference (iterative.ai, "End-to-End Computer Vision API", a U-Net on the same dataset) scores
 # the five defect classes only, on a 224x224 centre crop, with one Dice pooled over all their pixels.
@@ -121,8 +121,8 @@ def evaluate(
     predictor = Predictor(exported)
     records = read_records(data_dir / "manifest.csv")
     entries = read_split(split_csv)
-    val = predict_all(predictor, records_in("val", records, entries), data_dir)
-    test = predict_all(predictor, records_in("test", records, entries), data_dir)
+    val = predict_all(predictor, load_tiles(records_in("val", records, entries), data_dir))
+    test = predict_all(predictor, load_tiles(records_in("test", records, entries), data_dir))
 
     rule, val_scores = choose_rule(val, params)
     metrics = score(test, rule)
