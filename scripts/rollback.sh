@@ -3,12 +3,14 @@
 # (nothing is rebuilt), smoke-tested against that version's own model, tagged :prod, and the registry's
 # prod stage is reassigned to it (a new GTO tag, pushed to origin).
 #   scripts/rollback.sh VERSION      e.g. v0.3.0 (`make models` lists them)
-# Environment: IMAGE_REPO (ghcr.io/<owner>/<repo>/service), APP (the prod Heroku app), HEROKU_API_KEY;
-# GITHUB_TOKEN in CI for the tag push. deploy-prod.yml runs it for `rollback_to`; `make rollback` locally.
+# Environment: IMAGE_REPO (ghcr.io/<owner>/<repo>/service), DEPLOY_TARGET (heroku, the default, or
+# kubernetes) and what scripts/release.sh needs for it (HEROKU_APP and HEROKU_API_KEY, or K8S_URL and the
+# cluster's credentials); GITHUB_TOKEN in CI for the tag push. deploy-prod.yml runs it for `rollback_to`;
+# `make rollback` locally.
 set -euo pipefail
 
 version=${1:?usage: rollback.sh VERSION}
-: "${IMAGE_REPO:?IMAGE_REPO must be set}" "${APP:?APP must be set}"
+: "${IMAGE_REPO:?IMAGE_REPO must be set}"
 here=$(dirname "$0")
 python=${PYTHON:-python3}
 
@@ -17,7 +19,7 @@ if ! docker manifest inspect "$image" >/dev/null 2>&1; then
     echo "error: $image is not in the registry" >&2
     exit 1
 fi
-url=$("$here/heroku_release.sh" "$APP" "$image")
+url=$("$here/release.sh" "${DEPLOY_TARGET:-heroku}" prod "$image")
 
 # The served model must be this version's: check it against the model file committed with it.
 work=$(mktemp -d)

@@ -72,6 +72,6 @@ def test_a_failed_release_fails_the_run_before_the_smoke_test(sandbox, serve):
     run = sandbox.act("push", "deploy-dev.yml", "--env", "STANDIN_RELEASE_FAILS=1")
     assert run.returncode != 0
     assert run.called("heroku release tilescan-dev")
-    assert "Failure - Main Release on Heroku" in run.output
+    assert "Failure - Main Release" in run.output
     assert "Smoke test the live app" not in run.output
     assert not run.called("docker buildx")
