@@ -15,6 +15,9 @@ DEV_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml servic
 # `make serve` installs only what the API needs (no torch), behind its own stamp.
 SERVE_STAMP := $(VENV)/.serve-installed
 SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
+# The delivery tools (data, pull-data, gate, promote, check-served, models, rollback) need no torch either.
+GATE_STAMP := $(VENV)/.gate-installed
+GATE_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml
 
 .PHONY: help install serve bench test test-fast lint train data pull-data report gate promote check-served docker-smoke models rollback shadow-report scale-smoke gpu-check
 
@@ -26,10 +29,14 @@ $(BIN)/python:
 
 $(DEV_STAMP): $(BIN)/python $(DEV_DEPS)
 	$(PIP) $(TORCH)
-	$(PIP) -e "shared[cpu]" -e "training[test,lint]" -e "service[test]"
-	touch $@
+	$(PIP) -e "shared[cpu]" -e "training[train,test,lint]" -e "service[test]"
+	touch $(GATE_STAMP) $@
 
 install: $(DEV_STAMP)  ## create .venv with everything for training and tests
+
+$(GATE_STAMP): $(BIN)/python $(GATE_DEPS)
+	$(PIP) -e "shared[cpu]" -e training
+	touch $@
 
 $(SERVE_STAMP): $(BIN)/python $(SERVE_DEPS)
 	$(PIP) -e "shared[cpu]" -e "service[cpu]"
@@ -67,11 +74,11 @@ lint: $(DEV_STAMP)  ## ruff, actionlint, shellcheck, hadolint, compose schema, k
 train: $(DEV_STAMP)  ## reproduce the DVC pipeline (ingest -> ... -> evaluate): writes models/candidate.onnx
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-data: $(DEV_STAMP)  ## ingest and split the dataset (data/): the tiles the gate scores models on
+data: $(GATE_STAMP)  ## ingest and split the dataset (data/): the tiles the gate scores models on
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro split
 
 DVC_REMOTE_URL ?=
-pull-data: $(DEV_STAMP)  ## fetch data/ from the DVC remote (DVC_REMOTE_URL) unless it is here: CI runners
+pull-data: $(GATE_STAMP)  ## fetch data/ from the DVC remote (DVC_REMOTE_URL) unless it is here: CI runners
 	if [ ! -f data/split.csv ]; then \
 	  $(BIN)/dvc remote add --local --force --default ci "$(DVC_REMOTE_URL)"; \
 	  $(BIN)/dvc pull --allow-missing split; \
@@ -83,22 +90,22 @@ report: $(DEV_STAMP)  ## write report.md: workspace vs BASE (git rev, default HE
 
 # gate, promote and check-served score models on data/'s test split: `make data` here, `dvc pull` in workflows.
 MODEL ?=
-gate: $(DEV_STAMP)  ## exit 0 if the served model (or MODEL=) may replace BASE's, both scored on data/'s test split
+gate: $(GATE_STAMP)  ## exit 0 if the served model (or MODEL=) may replace BASE's, both scored on data/'s test split
 	$(BIN)/python -m tilescan_training.promotion.gate --base "$(BASE)" $(if $(MODEL),--model "$(MODEL)")
 
-promote: $(DEV_STAMP)  ## gate models/candidate.onnx against the served model; if it passes, serve it
+promote: $(GATE_STAMP)  ## gate models/candidate.onnx against the served model; if it passes, serve it
 	$(BIN)/python -m tilescan_training.promotion.promote
 
-check-served: $(DEV_STAMP)  ## fail if the served model changed to one the gate rejects against the one before it
+check-served: $(GATE_STAMP)  ## fail if the served model changed to one the gate rejects against the one before it
 	$(BIN)/python -m tilescan_training.promotion.served
 
 docker-smoke: $(DEV_STAMP)  ## build docker/service.Dockerfile, compose up `api`, check /readyz, /model, /predict (root)
 	PYTHON=$(BIN)/python scripts/docker_smoke.sh
 
-models: $(DEV_STAMP)  ## the model registry (GTO tags): versions, the stages they hold, their test metrics
+models: $(GATE_STAMP)  ## the model registry (GTO tags): versions, the stages they hold, their test metrics
 	$(BIN)/python scripts/model_registry.py show
 
-rollback: $(DEV_STAMP)  ## put VERSION back in prod, no rebuild: VERSION=v0.3.0 APP= IMAGE_REPO= HEROKU_API_KEY=
+rollback: $(GATE_STAMP)  ## put VERSION back in prod, no rebuild: VERSION=v0.3.0 IMAGE_REPO= (scripts/rollback.sh)
 	@test -n "$(VERSION)" || { echo "usage: make rollback VERSION=v0.3.0 (see make models)"; exit 2; }
 	PYTHON=$(BIN)/python scripts/rollback.sh "$(VERSION)"
 

@@ -1,5 +1,5 @@
 # The GPU training environment the CML runner uses (.github/workflows/experiment.yml): CUDA torch, the
-# training and shared packages' dependencies, DVC with S3 support, git and make. The code comes from the
+# training and shared packages' dependencies (DVC with S3 support among them), git and make. The code comes from the
 # job's checkout (`make install` there installs it editable over these dependencies: VENV is set below, so
 # every make target uses this environment), so the image changes only when dependencies do.
 #   docker build -f docker/training.Dockerfile -t tilescan-training .
@@ -11,7 +11,6 @@ FROM ${BASE_IMAGE}
 # Matches README's `make install TORCH=...` for CUDA hosts.
 ARG TORCH_SPEC="torch==2.13.0"
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cu126
-ARG DVC_S3_VERSION=3.3.0
 ARG DEBIAN_FRONTEND=noninteractive
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -38,7 +37,7 @@ COPY training/src training/src
 RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir --disable-pip-version-check "${TORCH_SPEC}" --index-url "${TORCH_INDEX}" \
     && pip install --no-cache-dir --disable-pip-version-check --constraint constraints.txt \
-        "./shared[cpu]" "./training[test]" "dvc-s3==${DVC_S3_VERSION}" \
+        "./shared[cpu]" "./training[train,test]" \
     && pip uninstall --yes tilescan-shared tilescan-training \
     && rm -rf /tmp/deps
 

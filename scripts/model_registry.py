@@ -11,8 +11,10 @@ tree (``<image repo>:passed-dev-<tree>``), so a promotion or a rollback never re
     model_registry.py stage-commit STAGE            the commit of the version STAGE runs now
     model_registry.py assign STAGE VERSION [--push] assign STAGE to an already registered VERSION
     model_registry.py image VERSION --image-repo R  the image that passed dev for VERSION
+    model_registry.py passed-dev-image --image-repo R  the tag HEAD's image gets once it passed dev
 
-The deploy workflows and ``scripts/rollback.sh`` call it; it needs only ``gto`` (its Python API) and git.
+The deploy workflows and ``scripts/rollback.sh`` call it; it needs only ``gto`` (its Python API) and git,
+and ``show`` the light install (``make models``) to read each version's metrics from its model file.
 ``--push`` pushes the registry's tags to ``origin``; with ``GITHUB_TOKEN`` set, that one push carries the
 token (as a git config entry in its environment, never written to .git/config).
 """
@@ -21,18 +23,17 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gto.api
 from gto.exceptions import GTOException
 
 ARTIFACT = "tilescan"
-METRICS_FILE = "evaluation/metrics.json"
 METRICS = ("dice", "iou", "false_alarm_rate")
 
 
@@ -163,23 +164,38 @@ def stage_commit(stage: str) -> str:
     return _version(holder).commit
 
 
+def passed_dev_image(image_repo: str, rev: str = "HEAD") -> str:
+    """The tag deploy-dev gives the image of ``rev``'s source tree once it passed dev: a merge of dev into
+    main makes a new commit but, without other changes, the same tree, so prod finds that very image."""
+    return f"{image_repo}:passed-dev-{_tree(rev)}"
+
+
 def image(version: str, image_repo: str) -> str:
     """The image that passed dev for ``version``'s source tree."""
     found = _version(version)
     if not _ever_in(found, "dev"):
         raise RegistryError(f"{ARTIFACT} {version} never passed dev: there is no image to deploy")
-    return f"{image_repo}:passed-dev-{_tree(found.commit)}"
+    return passed_dev_image(image_repo, found.commit)
 
 
 def _metrics_at(commit: str) -> dict[str, float]:
-    proc = subprocess.run(["git", "show", f"{commit}:{METRICS_FILE}"], capture_output=True, text=True)
+    """The test metrics that the artifact's model file at ``commit`` carries (stamped by evaluate)."""
+    # Imported here: only `show` reads models; the workflows run the other commands with gto alone.
+    import onnx
+    import yaml
+    from google.protobuf.message import DecodeError
+
+    from tilescan_shared.model_info import read_info
+
+    path = yaml.safe_load(Path("dvc.yaml").read_text())["artifacts"][ARTIFACT]["path"]
+    proc = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True)
     if proc.returncode != 0:
         return {}
     try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError:
+        metrics = read_info(onnx.load_from_string(proc.stdout)).metrics
+    except (DecodeError, ValueError):
         return {}
-    return {name: data[name] for name in METRICS if isinstance(data.get(name), int | float)}
+    return {name: metrics[name] for name in METRICS if isinstance(metrics.get(name), int | float)}
 
 
 def table() -> str:
@@ -210,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     image_parser = sub.add_parser("image")
     image_parser.add_argument("version")
     image_parser.add_argument("--image-repo", required=True)
+    passed_parser = sub.add_parser("passed-dev-image")
+    passed_parser.add_argument("--image-repo", required=True)
     args = parser.parse_args(argv)
     try:
         if args.command == "show":
@@ -223,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "assign":
             assign(args.stage, args.version, args.push)
             print(f"{ARTIFACT} {args.version} -> {args.stage}")
+        elif args.command == "passed-dev-image":
+            print(passed_dev_image(args.image_repo))
         else:
             print(image(args.version, args.image_repo))
     except (RegistryError, GTOException) as err:

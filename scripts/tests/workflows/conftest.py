@@ -54,6 +54,7 @@ COPIED = [
 BASELINE, BETTER, WORSE = 0.6, 0.9, 0.4
 REPOSITORY = "acme/tilescan"
 IMAGE_REPO = f"ghcr.io/{REPOSITORY}/service"
+STAMPS = (".dev-installed", ".gate-installed")  # the Makefile's install stamps
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})", re.MULTILINE)
 
 
@@ -82,16 +83,17 @@ class ActRun:
 
 
 def venv_farm(target: Path) -> Path:
-    """This test run's environment, linked entry by entry, with a fresh install stamp of its own."""
+    """This test run's environment, linked entry by entry, with fresh install stamps of its own."""
     target.mkdir()
     real = Path(sys.prefix)
     for entry in real.iterdir():
-        if entry.name != ".dev-installed":
+        if entry.name not in STAMPS:
             (target / entry.name).symlink_to(entry)
-    stamp = target / ".dev-installed"
-    stamp.touch()
     later = time.time() + 3600  # newer than every file act copies into its workspace
-    os.utime(stamp, (later, later))
+    for name in STAMPS:
+        stamp = target / name
+        stamp.touch()
+        os.utime(stamp, (later, later))
     return target
 
 
@@ -139,13 +141,15 @@ class Sandbox:
 
     def model(self, version: str, threshold: float, path: str = "models/tilescan.onnx") -> None:
         """A distinct model file (its version is in its bytes) whose quality its pixel threshold sets,
-        and its metrics (as the evaluate stage would record them) for the report and the registry."""
+        with its metrics as the evaluate stage records them: in its metadata (the registry reads them
+        there) and in evaluation/metrics.json (the report)."""
         model = self.work / path
         model.parent.mkdir(exist_ok=True)
         write_tiny_model(model, threshold=threshold, version=version)
         metrics = model_scores(
             model, ["dice", "iou", "false_alarm_rate", "recall"], load_test_split(self.work)
         )
+        write_tiny_model(model, threshold=threshold, version=version, metrics=metrics)
         self.write("evaluation/metrics.json", json.dumps(metrics, indent=2) + "\n")
 
     def commit(self, message: str) -> str:

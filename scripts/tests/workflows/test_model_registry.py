@@ -68,7 +68,12 @@ def test_local_rollback_redeploys_the_earlier_image_and_reassigns_prod(two_versi
     proc = box.make(
         "rollback",
         "VERSION=v0.0.1",
-        env={"APP": "tilescan-prod", "IMAGE_REPO": IMAGE_REPO, "HEROKU_API_KEY": "k", "STANDIN_APP_URL": url},
+        env={
+            "HEROKU_APP": "tilescan-prod",
+            "IMAGE_REPO": IMAGE_REPO,
+            "HEROKU_API_KEY": "k",
+            "STANDIN_APP_URL": url,
+        },
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     calls = box.calls()
@@ -89,7 +94,7 @@ def test_a_version_that_never_passed_dev_cannot_be_rolled_back_to(sandbox):
     proc = registry(sandbox, "image", "v0.0.1", "--image-repo", IMAGE_REPO, check=False)
     assert proc.returncode == 1
     assert "never passed dev" in proc.stderr
-    proc = sandbox.make("rollback", "VERSION=v0.0.9", env={"APP": "a", "IMAGE_REPO": IMAGE_REPO})
+    proc = sandbox.make("rollback", "VERSION=v0.0.9", env={"HEROKU_APP": "a", "IMAGE_REPO": IMAGE_REPO})
     assert proc.returncode != 0
     assert "no registered version 'v0.0.9'" in proc.stderr
 

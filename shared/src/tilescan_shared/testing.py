@@ -17,11 +17,13 @@ def write_tiny_model(
     version: str = "tiny0001",
     min_region_peak: float = 0.0,
     tile_threshold: float | None = None,
+    metrics: dict[str, float] | None = None,
 ) -> Path:
     """Write a model with the tilescan contract whose probability is simply ``pixel / 255``.
 
     Bright pixels are "defects", so tests can draw the answer they expect. With ``tile_threshold``,
     the model also has a tile decision head: its tile score is the brightest pixel's probability.
+    ``metrics``: the test metrics stamped in its metadata, as evaluate would (default: made up).
     """
     import onnx
     from onnx import TensorProto, helper
@@ -54,7 +56,7 @@ def write_tiny_model(
         rule=DecisionRule(threshold, min_region_area, min_region_peak, tile_threshold),
         working_size=[8, 8],
         train_params={"note": "test model"},
-        metrics={"dice": 0.5, "iou": 0.33},
+        metrics=metrics or {"dice": 0.5, "iou": 0.33},
     )
     stamp(model, info)
     onnx.checker.check_model(model)
