@@ -20,7 +20,8 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tilescan_service.config import Settings
-from tilescan_service.errors import error_response, retry_later
+from tilescan_service.errors.codes import ErrorCode
+from tilescan_service.errors.responses import error_response, retry_later
 from tilescan_service.observability.metrics import ServiceMetrics
 
 # nginx's code for "client closed the request"; only logs and metrics see it, the client is gone.
@@ -85,9 +86,9 @@ class AdmissionMiddleware:
             return
         client = scope.get("client")
         if not await self.admission.enter((client[0], client[1]) if client else None):
-            busy = f"all {self.admission.capacity} inference slots and queue places are taken"
-            refusal = f"the service is busy ({busy}); retry later"
-            await retry_later("overloaded", refusal, self.settings.retry_after_seconds)(scope, receive, send)
+            await retry_later(ErrorCode.OVERLOADED, None, self.settings.retry_after_seconds)(
+                scope, receive, send
+            )
             return
         try:
             await _Cycle(self.app, self.settings).run(scope, receive, send)
@@ -163,8 +164,7 @@ class _Cycle:
         elif not self.body_done:
             seconds = self.settings.body_timeout_seconds
             response = error_response(
-                408,
-                "request_timeout",
+                ErrorCode.REQUEST_TIMEOUT,
                 f"the upload did not arrive within {seconds:g} s",
                 # The rest of the body may still be on its way: end the connection instead of reading it.
                 {"Connection": "close"},
@@ -173,5 +173,5 @@ class _Cycle:
         else:
             seconds = self.settings.request_timeout_seconds
             detail = f"no answer within {seconds:g} s; retry later"
-            response = error_response(504, "deadline_exceeded", detail)
+            response = error_response(ErrorCode.DEADLINE_EXCEEDED, detail)
             await response(scope, receive, send)

@@ -11,7 +11,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tilescan_service.errors import error_response
+from tilescan_service.errors.codes import ErrorCode
+from tilescan_service.errors.responses import error_response
 
 # Room for the multipart boundary and part headers around a file of exactly the upload limit.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -43,7 +44,7 @@ class BodyLimitMiddleware:
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             refusal = UploadTooLargeError(self.upload_limit)
-            await error_response(413, "payload_too_large", refusal.detail)(scope, receive, send)
+            await error_response(ErrorCode.PAYLOAD_TOO_LARGE, refusal.detail)(scope, receive, send)
             return
         received = 0
 

@@ -14,7 +14,7 @@ from tilescan_service.admission import Admission, AdmissionMiddleware
 from tilescan_service.body_limit import BodyLimitMiddleware
 from tilescan_service.config import Settings, get_settings
 from tilescan_service.engine import Engine
-from tilescan_service.errors import install_error_handlers
+from tilescan_service.errors.handlers import install_error_handlers
 from tilescan_service.model_watch import ModelWatcher
 from tilescan_service.observability.logs import configure_logging
 from tilescan_service.observability.metrics import ServiceMetrics

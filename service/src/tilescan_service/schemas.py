@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tilescan_service.errors.codes import ErrorCode
+
 RLE_MEDIA_TYPE = "application/vnd.tilescan.rle+json"
 
 
@@ -118,15 +120,15 @@ class ErrorBody(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "error": "invalid_image",
-                    "detail": "the file is not a readable image",
+                    "error": ErrorCode.INVALID_IMAGE.value,
+                    "detail": ErrorCode.INVALID_IMAGE.detail,
                     "request_id": "9b1d…",
                 }
             ]
         }
     )
 
-    error: str = Field(description="machine-readable code, e.g. invalid_image, payload_too_large")
+    error: ErrorCode = Field(description="machine-readable code (tilescan_service.errors.codes)")
     detail: str = Field(description="what is wrong, for a person")
     request_id: str = Field(description="also in the X-Request-ID header; quote it when reporting a problem")
 

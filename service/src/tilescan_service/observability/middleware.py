@@ -10,7 +10,8 @@ import uuid
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tilescan_service.errors import error_response
+from tilescan_service.errors.codes import ErrorCode
+from tilescan_service.errors.responses import error_response
 from tilescan_service.observability.logs import request_id_var
 from tilescan_service.observability.metrics import ServiceMetrics
 
@@ -59,9 +60,7 @@ class RequestContextMiddleware:
             log.exception("unhandled error")
             if response_started:
                 raise
-            await error_response(500, "internal_error", "an unexpected error occurred; quote the request id")(
-                scope, receive, send_with_id
-            )
+            await error_response(ErrorCode.INTERNAL_ERROR)(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             self.metrics.in_flight.dec()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tilescan_service.deps import EngineDep
-from tilescan_service.errors import error_responses
+from tilescan_service.errors.docs import error_responses
 from tilescan_service.schemas import ModelCard
 
 router = APIRouter(tags=["operations"])

@@ -9,7 +9,9 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from tilescan_service.body_limit import UploadTooLargeError
 from tilescan_service.deps import EngineDep, SettingsDep
-from tilescan_service.errors import ApiError, error_responses
+from tilescan_service.errors.codes import ErrorCode
+from tilescan_service.errors.docs import error_responses
+from tilescan_service.errors.responses import ApiError
 from tilescan_service.rendering import choose_format, render
 from tilescan_service.schemas import RLE_MEDIA_TYPE, OutputFormat, PredictionJson, PredictionRle
 
@@ -58,7 +60,7 @@ async def read_upload(image: UploadFile, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise UploadTooLargeError(max_bytes)
     if not data:
-        raise ApiError(400, "empty_file", "the file is empty")
+        raise ApiError(ErrorCode.EMPTY_FILE)
     return data
 
 
