@@ -29,12 +29,8 @@ from typing import Any
 
 from PIL import Image
 
+from tilescan_shared import panels
 from tilescan_shared.model_info import read_info
-
-# Layout of tilescan_training.plots.example_panel: three tiles side by side, `GAP` pixels apart, under a
-# `HEADER`-pixel caption strip. The tests build a panel with that function, so a layout change fails them.
-PANEL_GAP = 6
-PANEL_HEADER = 18
 
 
 class SmokeError(RuntimeError):
@@ -43,16 +39,10 @@ class SmokeError(RuntimeError):
 
 def tile_from_panel(panel_path: Path) -> Image.Image:
     """The original tile, cut out of an ``image | truth | prediction`` panel, as 8-bit grayscale."""
-    panel = Image.open(panel_path).convert("RGB")
-    width, height = panel.size
-    if (width - 2 * PANEL_GAP) % 3 or height <= PANEL_HEADER:
-        raise SmokeError(f"{panel_path} ({width}x{height}) does not have the example-panel layout")
-    tile_width = (width - 2 * PANEL_GAP) // 3
-    tile = panel.crop((0, PANEL_HEADER, tile_width, height))
-    red, green, blue = tile.split()
-    if red.tobytes() != green.tobytes() or green.tobytes() != blue.tobytes():
-        raise SmokeError(f"the first third of {panel_path} is not a grayscale tile: layout changed?")
-    return red
+    try:
+        return panels.cut_tile(Image.open(panel_path))
+    except ValueError as err:
+        raise SmokeError(f"{panel_path}: {err}") from err
 
 
 def load_tile(tile: Path | None, examples: Path) -> tuple[bytes, tuple[int, int], str]:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tilescan_shared import panels
 from tilescan_shared.metrics import TileCurve
 
 _RED = np.array([255, 40, 40], dtype=np.float32)
@@ -26,16 +27,15 @@ def overlay(gray: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarra
 
 
 def example_panel(gray: np.ndarray, truth: np.ndarray, pred: np.ndarray, title: str, path: Path) -> None:
-    """``image | truth | prediction`` side by side, with captions."""
+    """``image | truth | prediction`` side by side, with captions (layout: :mod:`tilescan_shared.panels`)."""
     tiles = [np.repeat(gray[..., None], 3, axis=2), overlay(gray, truth), overlay(gray, pred)]
     captions = ["image", "truth", "prediction"]
     height, width = gray.shape
-    gap, header = 6, 18
-    canvas = Image.new("RGB", (3 * width + 2 * gap, height + header), "white")
+    canvas = Image.new("RGB", panels.panel_size(width, height), "white")
     draw = ImageDraw.Draw(canvas)
     for i, (tile, caption) in enumerate(zip(tiles, captions, strict=True)):
-        x = i * (width + gap)
-        canvas.paste(Image.fromarray(tile), (x, header))
+        x = panels.tile_left(i, width)
+        canvas.paste(Image.fromarray(tile), (x, panels.HEADER))
         draw.text((x + 2, 3), caption if i else f"{caption}: {title}", fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
