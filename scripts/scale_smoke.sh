@@ -127,11 +127,11 @@ wait_up "$REPLICAS"
 # model: the same weights under a new version, so the answers stay right and the version tells them apart.
 old_version=$(replica_model "$victim")
 "$PYTHON" - "$TILESCAN_MODEL_DIR/tilescan.onnx" << 'PY'
-import sys, onnx
+import dataclasses, sys, onnx
+from tilescan_shared.model_info import read_info, stamp
 model = onnx.load(sys.argv[1])
-for prop in model.metadata_props:
-    if prop.key == "version":
-        prop.value += "-rollout"
+info = read_info(model)
+stamp(model, dataclasses.replace(info, version=info.version + "-rollout"))
 onnx.save(model, sys.argv[1] + ".new")
 PY
 chmod 644 "$TILESCAN_MODEL_DIR/tilescan.onnx.new"

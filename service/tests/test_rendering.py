@@ -7,7 +7,7 @@ import pytest
 
 from tilescan_service.rendering import choose_format, json_body
 from tilescan_service.schemas import ModelRef, OutputFormat, PredictionSummary
-from tilescan_shared.masks import mask_rows
+from tilescan_shared.testing import mask_rows
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (37, 53)])

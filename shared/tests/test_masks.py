@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from tilescan_shared.masks import DecisionRule, Region, decode_rle, encode_png, encode_rle, mask_rows, segment
+from tilescan_shared.masks import DecisionRule, Region, decode_rle, encode_png, encode_rle, segment
+from tilescan_shared.testing import mask_rows
 
 
 def test_segment_thresholds_and_drops_small_regions():

@@ -57,11 +57,8 @@ def summary(prediction: Prediction) -> PredictionSummary:
         defect_fraction=prediction.defect_fraction,
         has_defect=seg.has_defect,
         regions=[RegionOut(bbox=list(r.bbox), area=r.area) for r in seg.regions],
-        threshold=rule.threshold,
-        min_region_area=rule.min_region_area,
-        min_region_peak=rule.min_region_peak,
         tile_score=seg.tile_score,
-        tile_threshold=rule.tile_threshold,
+        **PredictionSummary.of(rule),
         inference_ms=round(prediction.inference_seconds * 1000, 3),
         model=ModelRef(name=model.name, version=model.version),
     )

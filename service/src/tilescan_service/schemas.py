@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tilescan_service.errors.codes import ErrorCode
+from tilescan_shared.masks import DecisionRule
 
 RLE_MEDIA_TYPE = "application/vnd.tilescan.rle+json"
 
@@ -47,7 +49,32 @@ _SUMMARY_EXAMPLE: dict[str, Any] = {
 }
 
 
-class PredictionSummary(BaseModel):
+class RuleFields(BaseModel):
+    """The decision rule (:class:`tilescan_shared.masks.DecisionRule`) as answers and ``/model`` report it."""
+
+    threshold: float = Field(
+        ge=0, le=1, description="probability at or above which a pixel is defect (?threshold= overrides it)"
+    )
+    min_region_area: int = Field(ge=0, description="smaller regions are dropped from the mask")
+    min_region_peak: float = Field(
+        ge=0,
+        le=1,
+        description="regions whose highest probability is lower are dropped (when above threshold)",
+    )
+    tile_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="tile_score at or above which the tile has a defect (null: no tile decision)",
+    )
+
+    @staticmethod
+    def of(rule: DecisionRule) -> dict[str, Any]:
+        """The fields of ``rule``, to build a model that carries them."""
+        return dataclasses.asdict(rule)
+
+
+class PredictionSummary(RuleFields):
     """What the decision rule says about one tile."""
 
     height: int = Field(ge=1, description="image height in pixels; the mask has the same size")
@@ -61,24 +88,11 @@ class PredictionSummary(BaseModel):
     regions: list[RegionOut] = Field(
         description="8-connected defect regions of at least min_region_area pixels"
     )
-    threshold: float = Field(ge=0, le=1, description="probability at or above which a pixel is defect")
-    min_region_area: int = Field(ge=0, description="smaller regions are dropped from the mask")
-    min_region_peak: float = Field(
-        ge=0,
-        le=1,
-        description="regions whose highest probability is lower are dropped (when above threshold)",
-    )
     tile_score: float | None = Field(
         None,
         ge=0,
         le=1,
         description="the model's probability that the tile has a defect (null: no tile head)",
-    )
-    tile_threshold: float | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="tile_score at or above which the tile has a defect (null: no tile decision)",
     )
     inference_ms: float = Field(ge=0, description="onnxruntime time for this image")
     model: ModelRef
@@ -144,7 +158,7 @@ class Readiness(BaseModel):
     detail: str | None = Field(None, description="why the service is not ready")
 
 
-class ModelCard(BaseModel):
+class ModelCard(RuleFields):
     """The served model, from its ONNX metadata, and how it runs here."""
 
     model_config = ConfigDict(
@@ -168,14 +182,6 @@ class ModelCard(BaseModel):
 
     name: str
     version: str
-    threshold: float = Field(
-        description="default decision threshold (the ?threshold= parameter overrides it)"
-    )
-    min_region_area: int
-    min_region_peak: float
-    tile_threshold: float | None = Field(
-        description="tile score at or above which a tile has a defect (null: no tile decision)"
-    )
     working_size: list[int] = Field(
         description="[height, width] the network sees; masks come back at full size"
     )

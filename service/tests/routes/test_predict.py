@@ -19,8 +19,8 @@ from tilescan_service.body_limit import MULTIPART_OVERHEAD
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
 from tilescan_service.testing import wait_ready
-from tilescan_shared.masks import decode_rle, mask_rows
-from tilescan_shared.testing import bright_square, write_tiny_model
+from tilescan_shared.masks import decode_rle
+from tilescan_shared.testing import bright_square, mask_rows, write_tiny_model
 
 RLE = "application/vnd.tilescan.rle+json"
 

@@ -138,8 +138,3 @@ def decode_rle(rle: dict[str, list[int]]) -> np.ndarray:
     if flat.size != height * width:
         raise ValueError(f"RLE counts cover {flat.size} pixels, size says {height * width}")
     return flat.reshape(width, height).T.copy()
-
-
-def mask_rows(mask: np.ndarray) -> list[list[int]]:
-    """The mask as a list of rows of 0/1 ints (the ``pred`` field of the JSON answer)."""
-    return (mask > 0).astype(np.uint8).tolist()

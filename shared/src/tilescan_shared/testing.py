@@ -73,3 +73,8 @@ def bright_square(
     x0, y0, x1, y1 = box
     img[y0:y1, x0:x1] = 255
     return img
+
+
+def mask_rows(mask: np.ndarray) -> list[list[int]]:
+    """The mask as a list of rows of 0/1 ints: what the JSON answer's ``pred`` must hold."""
+    return (mask > 0).astype(np.uint8).tolist()

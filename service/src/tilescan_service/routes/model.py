@@ -19,10 +19,7 @@ async def model(engine: EngineDep) -> ModelCard:
     return ModelCard(
         name=info.name,
         version=info.version,
-        threshold=info.rule.threshold,
-        min_region_area=info.rule.min_region_area,
-        min_region_peak=info.rule.min_region_peak,
-        tile_threshold=info.rule.tile_threshold,
+        **ModelCard.of(info.rule),
         working_size=info.working_size,
         metrics=info.metrics,
         train_params=info.train_params,
