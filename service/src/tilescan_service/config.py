@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     model_watch_interval: Annotated[float, Field(ge=0)] = 2.0
 
     max_upload_bytes: Annotated[int, Field(ge=1)] = 20 * MiB
-    # The model runs at native resolution, so its memory grows with the area: +444 MB peak at 2 Mpx
-    # (+944 MB at 4 Mpx; a 36 Mpx image took 8 GB and over 30 s). 2 Mpx is 7x the largest tile.
+    # A native-resolution model's memory and time grow with the area: 2 Mpx (7x the largest tile)
+    # keeps one image within a 1 GiB replica and the request deadline (docs/benchmarks.md, "Memory").
     max_image_pixels: Annotated[int, Field(ge=1)] = 2_000_000
     # Inferences run side by side, one thread each, when requests wait (tilescan_service.scheduling);
     # a request alone runs on intra_op_threads. 0 = as many as the threads a lone inference uses.

@@ -3,11 +3,11 @@
 glibc's ``malloc`` serves blocks above its mmap threshold (adjusted at run time, 32 MB at most) with
 fresh ``mmap`` pages and returns them on ``free``. onnxruntime (its arena is off, see
 ``tilescan_shared.predictor``) allocates one block of tens of megabytes per tile for its planned
-tensors, so every inference faulted its pages in again: about 4,700 page faults (18 MB) and 5-9 ms
-of system CPU time a tile on the inference thread (docs/benchmarks.md). :func:`keep_inference_buffers`
+tensors, so every inference faulted its pages in again, at a cost of milliseconds of system CPU time
+a tile on the inference thread (docs/benchmarks.md, "Serving"). :func:`keep_inference_buffers`
 fixes the mmap threshold at 64 MB and raises the trim threshold, so those blocks come from the heaps
 and stay there for the next tile. A big image is the opposite case: from the heaps, its buffers
-fragment them and raised the peak from +570 to +760 MB at 2 Mpx, so while one runs
+fragment them and raise its peak, so while one runs
 (:func:`big_image_allocation`) every large buffer is mapped on its own again, and afterwards
 ``malloc_trim(0)`` returns what it left in the heaps (:func:`release_free_memory`). Elsewhere (musl,
 macOS) all of this does nothing.

@@ -3,9 +3,8 @@
 On a CPU, one onnxruntime run spread over all cores is the fastest way to answer one request, but
 not to answer many: its threads wait for each other at every operator, and any other work on the
 machine (decoding the next upload, the HTTP server, a neighbour) makes them wait longer. Several
-single-thread runs side by side never wait for each other. Measured on the 2-vCPU VM
-(docs/benchmarks.md): 8 clients got 19.3 answers/s with one two-thread run at a time and 26.2/s
-with two one-thread runs, while a lone request took 51 ms on two threads and 67 ms on one.
+single-thread runs side by side never wait for each other: more answers per second under load, a
+longer answer for a request alone (docs/benchmarks.md, "Serving").
 
 So a prediction that finds nothing running and nobody else waiting runs **solo** (on the
 ``intra_op_threads`` session, every other prediction waits for it); otherwise predictions run on the

@@ -26,7 +26,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     its headers (or an unread body after our answer) one byte at a time would hold a connection
     forever. Here the clock starts when the connection opens or an answer ends, and only a complete
     request line + headers stops it. Bodies have their own limit (:mod:`tilescan_service.admission`).
-    httptools (C) rather than h11 (Python): 0.5-0.6 ms less CPU a request (docs/benchmarks.md).
+    httptools (C) rather than h11 (Python): less CPU a request (docs/benchmarks.md, "Serving").
     """
 
     header_timeout: float = 10.0

@@ -66,8 +66,8 @@ class Predictor:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
         # onnxruntime's CPU arena keeps the peak of the largest image ever seen for the session's
-        # life (+298 MB after one 36 Mpx image); without it that memory goes back at once, and a
-        # typical tile runs as fast (docs/benchmarks.md, issue 9).
+        # life; without it that memory goes back at once, and a typical tile runs as fast
+        # (docs/benchmarks.md, "Memory").
         options.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(
             str(model_path), sess_options=options, providers=resolve_providers(providers)
