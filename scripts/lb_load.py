@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from smoke_test import load_tile, multipart_png
+from smoke_test import load_tile
+
+from tilescan_service.client import multipart_body
 
 
 class Tally:
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     png, size, _ = load_tile(None, args.examples)
-    upload = Upload(*multipart_png(png), size)
+    upload = Upload(*multipart_body(png), size)
 
     tally = Tally(args.progress_file)
     stop = threading.Event()

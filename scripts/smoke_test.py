@@ -23,12 +23,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from tilescan_service.client import multipart_body
 from tilescan_shared import panels
 from tilescan_shared.model_info import read_info
 
@@ -100,22 +100,8 @@ def get_json(url: str, timeout: float) -> dict[str, Any]:
     return json.loads(body)
 
 
-def multipart_png(png: bytes) -> tuple[bytes, str]:
-    """A ``multipart/form-data`` body with ``png`` as the ``image`` field, and its Content-Type."""
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="tile.png"\r\n'
-            "Content-Type: image/png\r\n\r\n"
-        ).encode()
-        + png
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
 def predict(url: str, png: bytes, timeout: float) -> dict[str, Any]:
-    body, content_type = multipart_png(png)
+    body, content_type = multipart_body(png)
     req = urllib.request.Request(
         f"{url}/predict?format=json",
         data=body,

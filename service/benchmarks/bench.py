@@ -30,7 +30,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -43,6 +42,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from tilescan_service.client import multipart_body
 from tilescan_service.config import Settings  # the servers' settings come from the same environment
 from tilescan_service.engine import Prediction
 from tilescan_service.rendering import render
@@ -153,15 +153,6 @@ def bench_pipeline(predictor: Predictor, images: list[bytes], fmt: str) -> Run:
         latencies.append(time.perf_counter() - t0)
     wall = time.perf_counter() - started
     return Run(f"pipeline {fmt.upper()} (c=1, 1 thread)", latencies, wall, cpu_s=cpu_s)
-
-
-def multipart(data: bytes, name: str) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def post(conn: http.client.HTTPConnection, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
@@ -387,8 +378,8 @@ def big_image_memory(
         upload = _encoded(np.zeros((side, side), dtype=np.uint16), "PNG")
     else:
         upload = _encoded(np.zeros((side, side), dtype=np.float32), "TIFF", compression="tiff_lzw")
-    big = multipart(upload, f"big.{image}")
-    ordinary = multipart(_encoded(np.full((265, 375), 90, dtype=np.uint8), "PNG"), "tile.png")
+    big = multipart_body(upload, f"big.{image}")
+    ordinary = multipart_body(_encoded(np.full((265, 375), 90, dtype=np.uint8), "PNG"), "tile.png")
     statuses: list[int] = []
 
     def post_big() -> None:
@@ -619,7 +610,7 @@ def main() -> None:
 
     tiles = load_test_tiles(args.images)
     arrays = [decode_gray(data) for _, data in tiles]
-    bodies = [multipart(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
+    bodies = [multipart_body(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
     sizes = [gray.shape for gray in arrays]
     print(f"{len(tiles)} test tiles, {min(sizes)} .. {max(sizes)} px; machine: {machine()}", flush=True)
     if args.shadow_only:

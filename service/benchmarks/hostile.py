@@ -25,8 +25,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from bench import REPO, big_image_memory, free_port, multipart, start_service, stop_service
+from bench import REPO, big_image_memory, start_service, stop_service
 from PIL import Image
+
+from tilescan_service.client import multipart_body
+from tilescan_service.testing import free_port
 
 # Every format the service accepts, with the encoder options a camera or a script would use.
 FORMATS: dict[str, tuple[str, dict]] = {
@@ -86,7 +89,7 @@ def broken_images(port: int, per_format: int) -> tuple[Counter, int, bool]:
     server_errors = 0
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     for name, data in broken_corpus(per_format):
-        body, content_type = multipart(data, f"{name}.img")
+        body, content_type = multipart_body(data, f"{name}.img")
         conn.request("POST", "/predict?format=png", body=body, headers={"Content-Type": content_type})
         response = conn.getresponse()
         response.read()

@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +14,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,7 +28,7 @@ from tilescan_service.shadow import (
     ShadowMirror,
     compare,
 )
-from tilescan_service.testing import free_port
+from tilescan_service.testing import free_port, live_server
 from tilescan_shared.masks import encode_rle
 from tilescan_shared.testing import bright_square, write_tiny_model
 
@@ -51,25 +49,10 @@ def tile(bright: bool, gray: bool) -> np.ndarray:
 
 @contextmanager
 def serve(settings: Settings, port: int | None = None) -> Iterator[str]:
-    """A real uvicorn server in a thread (on a free port by default); yields its URL once /readyz is 200."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=port or free_port(),
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{server.config.port}"
-    try:
-        wait_for(lambda: server.started and httpx.get(f"{base_url}/readyz").status_code == 200)
+    """A real server in a thread (on a free port by default); yields its URL once /readyz is 200."""
+    with live_server(create_app(settings), port=port) as base_url:
+        wait_for(lambda: httpx.get(f"{base_url}/readyz").status_code == 200)
         yield base_url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> None:

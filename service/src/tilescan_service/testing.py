@@ -1,5 +1,6 @@
 """Helpers for tests and benchmarks of the service: a free port, the model's readiness with a deadline,
-an app on a live server in a thread, a real ``tilescan-serve`` process."""
+an app on a live server in a thread, a real ``tilescan-serve`` process. (The multipart body of
+``/predict`` is in :mod:`tilescan_service.client`.)"""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import uvicorn
 from fastapi import FastAPI
+
+from tilescan_service.serve import build_server
 
 
 def wait_ready(get: Callable[[str], Any], status: str = "ready", timeout: float = 10.0) -> Any:
@@ -43,13 +45,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app: FastAPI, timeout: float = 15.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yield its base URL.
+def live_server(app: FastAPI, timeout: float = 15.0, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` in a thread with the server ``tilescan-serve`` runs (header timeout, connection cap,
+    drain; :func:`~tilescan_service.serve.build_server`) on ``port`` of 127.0.0.1 (default: a free one);
+    yield its base URL.
 
     The server has started (the lifespan ran) when this yields; the model may still be loading.
     """
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    settings = app.state.settings.model_copy(update={"host": "127.0.0.1", "port": port or free_port()})
+    server = build_server(app, settings)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
@@ -59,7 +63,7 @@ def live_server(app: FastAPI, timeout: float = 15.0) -> Iterator[str]:
             raise TimeoutError("uvicorn did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{config.port}"
+        yield f"http://127.0.0.1:{settings.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=timeout)

@@ -16,8 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
-from tilescan_service.serve import build_server
-from tilescan_service.testing import free_port
+from tilescan_service.testing import live_server, wait_ready
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
@@ -45,20 +44,11 @@ class Live:
 
 @contextmanager
 def _live(settings: Settings) -> Iterator[Live]:
-    """A ready app behind ``build_server`` (header timeout, connection cap) in a thread."""
-    port = free_port()
-    app = create_app(settings.model_copy(update={"port": port, "host": "127.0.0.1"}))
-    server = build_server(app, app.state.settings)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: server.started, 15, "uvicorn's start")
-        wait_until(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, 15, "readiness")
-        yield Live(url, port, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    """A ready app behind ``tilescan-serve``'s server (header timeout, connection cap) in a thread."""
+    app = create_app(settings)
+    with live_server(app) as url:
+        wait_ready(lambda path: httpx.get(f"{url}{path}", timeout=5), timeout=15)
+        yield Live(url, int(url.rsplit(":", 1)[1]), app)
 
 
 @contextmanager

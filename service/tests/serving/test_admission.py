@@ -16,17 +16,10 @@ import httpx
 import numpy as np
 import pytest
 
+from tilescan_service.client import multipart_body
 from tilescan_service.config import Settings
 
 PREDICT_499 = {"route": "/predict", "method": "POST", "status": "499"}
-
-
-def multipart(data: bytes, boundary: str = "tilescanboundary") -> tuple[bytes, str]:
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="t.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def request_head(port: int, body: bytes, content_type: str) -> bytes:
@@ -75,7 +68,7 @@ def test_a_full_service_answers_503_without_reading_the_upload(
             # One request runs, one waits for the slot: every ticket is taken.
             running = [pool.submit(post, server.url, square_png) for _ in range(2)]
             until(lambda: engine.pending == 2, what="two admitted predictions")
-            body, content_type = multipart(square_png)
+            body, content_type = multipart_body(square_png)
             with socket.create_connection(("127.0.0.1", server.port)) as sock:
                 sock.sendall(request_head(server.port, body, content_type))  # headers only, no body
                 started = time.monotonic()
@@ -97,7 +90,7 @@ def test_a_connection_that_ignores_retry_after_waits_for_its_next_refusal_not_fo
     settings = Settings(
         model_path=tiny_model, inference_concurrency=1, max_queue=0, retry_after_seconds=1, log_level="ERROR"
     )
-    body, content_type = multipart(square_png)
+    body, content_type = multipart_body(square_png)
 
     def timed_post(conn: http.client.HTTPConnection) -> tuple[int, float]:
         started = time.monotonic()
@@ -136,7 +129,7 @@ def test_a_client_that_hangs_up_is_dropped_before_inference_and_logged_499(
         with blocked_inference(server.app) as (release, ran):
             first = pool.submit(post, server.url, square_png)
             until(lambda: engine.slots.running == 1, what="the first prediction running")
-            body, content_type = multipart(square_png)
+            body, content_type = multipart_body(square_png)
             with socket.create_connection(("127.0.0.1", server.port)) as sock:
                 sock.sendall(request_head(server.port, body, content_type) + body)
                 until(lambda: engine.pending == 2, what="the second prediction queued")
@@ -159,7 +152,7 @@ def test_a_client_that_hangs_up_during_inference_keeps_its_slot_until_the_infere
     with live(settings) as server:
         engine = server.app.state.engine
         with blocked_inference(server.app) as (release, ran):
-            body, content_type = multipart(square_png)
+            body, content_type = multipart_body(square_png)
             with socket.create_connection(("127.0.0.1", server.port)) as sock:
                 sock.sendall(request_head(server.port, body, content_type) + body)
                 until(lambda: engine.slots.running == 1, what="the inference running")
@@ -179,7 +172,7 @@ def test_a_slow_upload_gets_408_and_its_connection_closed(
 ) -> None:
     settings = Settings(model_path=tiny_model, body_timeout_seconds=0.5, log_level="WARNING")
     with live(settings) as server:
-        body, content_type = multipart(square_png)
+        body, content_type = multipart_body(square_png)
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.sendall(request_head(server.port, body, content_type) + body[:100])  # and no more
             started = time.monotonic()
@@ -263,7 +256,7 @@ def test_overload_gets_only_200_or_503_and_the_next_request_after_it_gets_200(
 ) -> None:
     """24 clients against 1 slot + 2 queue places of a 20 ms inference, until 100 answers (at most 10 s)."""
     settings = Settings(model_path=tiny_model, inference_concurrency=1, max_queue=2, log_level="WARNING")
-    body, content_type = multipart(square_png)
+    body, content_type = multipart_body(square_png)
     with live(settings) as server:
         predictor = server.app.state.engine.predictor
         real_predict = predictor.predict

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from tilescan_service.client import multipart_body
 from tilescan_service.config import Settings
+from tilescan_service.testing import serve_process
 
 
 def _open(port: int) -> socket.socket:
@@ -71,63 +70,33 @@ def test_connections_over_the_cap_get_503(live: Callable, tiny_model: Path) -> N
 
 
 def test_sigterm_turns_readiness_off_at_once_and_lets_requests_in_flight_finish(
-    tiny_model: Path, square_png: bytes, until: Callable, tmp_path: Path
+    tiny_model: Path, square_png: bytes, tmp_path: Path
 ) -> None:
     """A real ``tilescan-serve`` process; three uploads are half sent when SIGTERM comes."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "TILESCAN_MODEL_PATH": str(tiny_model),
-        "PORT": str(port),
-        "TILESCAN_HOST": "127.0.0.1",
-        "TILESCAN_DRAIN_SECONDS": "1",
-        "TILESCAN_SHUTDOWN_TIMEOUT_SECONDS": "10",
-        "TILESCAN_LOG_LEVEL": "WARNING",
-    }
+    settings = {"TILESCAN_DRAIN_SECONDS": "1", "TILESCAN_SHUTDOWN_TIMEOUT_SECONDS": "10"}
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "tilescan_service.serve"], env=env, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        until(lambda: _ready(url), 30, "readiness")
-        boundary = "tilescanboundary"
-        body = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="t.png"\r\n\r\n'.encode()
-            + square_png
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
+    with open(log, "wb") as out, serve_process(tiny_model, stderr=out, **settings) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        body, content_type = multipart_body(square_png)
         head = (
             f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
-            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+            f"Content-Type: {content_type}\r\n\r\n"
         ).encode()
         in_flight = [_open(port) for _ in range(3)]
         for sock in in_flight:
             sock.sendall(head + body[: len(body) // 2])
 
-        process.send_signal(signal.SIGTERM)
-        readiness = httpx.get(f"{url}/readyz", timeout=5)
+        served.process.send_signal(signal.SIGTERM)
+        readiness = httpx.get(f"{served.url}/readyz", timeout=5)
         time.sleep(1.5)  # past the drain: the server has stopped accepting
         for sock in in_flight:
             sock.sendall(body[len(body) // 2 :])
         answers = [sock.recv(65536).split(b" ", 2)[1] for sock in in_flight]
         started = time.monotonic()
-        process.wait(timeout=15)
+        served.process.wait(timeout=15)
         exit_seconds = time.monotonic() - started
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
     assert (readiness.status_code, readiness.json()["status"]) == (503, "draining")
     assert answers == [b"200"] * 3, log.read_text()
     assert exit_seconds < 5
-    assert process.returncode in (0, -signal.SIGTERM)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+    assert served.process.returncode in (0, -signal.SIGTERM)
