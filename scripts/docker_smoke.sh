@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make docker-smoke`: build docker/service.Dockerfile, bring up the compose file's `api` service with
 # `docker compose up` (what the README tells users to run), and smoke-test /readyz, /model and a real
-# /predict with scripts/smoke_test.py; the container must also report itself healthy. Cleans up afterwards.
+# /predict with tilescan_service.smoke; the container must also report itself healthy. Cleans up afterwards.
 # Works without a Docker service or Docker Hub access: see scripts/lib/docker_env.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ log "docker compose up api, published on port $PORT"
 export TILESCAN_IMAGE=$IMAGE TILESCAN_API_PORT=$PORT
 "${COMPOSE[@]}" -p "$PROJECT" up --detach --no-build api
 container=$("${COMPOSE[@]}" -p "$PROJECT" ps -q api)
-if ! "$PYTHON" scripts/smoke_test.py "http://127.0.0.1:$PORT" --wait 120; then
+if ! "$PYTHON" -m tilescan_service.smoke "http://127.0.0.1:$PORT" --wait 120; then
   docker logs "$container" 2>&1 | tail -n 30 >&2
   exit 1
 fi

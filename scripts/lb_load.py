@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from smoke_test import load_tile
-
 from tilescan_service.client import multipart_body
+from tilescan_service.smoke import load_tile
 
 
 class Tally:

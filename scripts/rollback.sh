@@ -28,7 +28,7 @@ git show "tilescan@${version}:models/tilescan.onnx" >"$work/model.onnx"
 git archive "tilescan@${version}" evaluation/examples | tar -x -C "$work"
 # The smoke test's packages from this checkout (a bare runner has only its few dependencies).
 PYTHONPATH="$here/../shared/src:$here/../service/src${PYTHONPATH:+:$PYTHONPATH}" \
-  "$python" "$here/smoke_test.py" "$url" --model "$work/model.onnx" --examples "$work/evaluation/examples" \
+  "$python" -m tilescan_service.smoke "$url" --model "$work/model.onnx" --examples "$work/evaluation/examples" \
     --wait "${SMOKE_WAIT:-300}"
 
 docker buildx imagetools create --tag "${IMAGE_REPO}:prod" "$image"

@@ -1,13 +1,12 @@
 """The parts of scale-smoke and gpu-check that run without Docker or a GPU, run for real.
 
 scripts/lb_load.py against a real service (and against nothing: failures must count), and
-scripts/gpu_parity.py on the committed model with CPU as the candidate (and CUDA, which this CPU build
+tilescan_service.gpu_parity on the committed model with CPU as the candidate (and CUDA, which this CPU build
 must report missing, not skip).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tilescan_service.gpu_parity import compare
 from tilescan_service.testing import serve_process
 from tilescan_shared.masks import DecisionRule
 from tilescan_shared.predictor import Inference
@@ -29,10 +29,8 @@ REPO = SCRIPTS.parent
 EXAMPLES = REPO / "evaluation/examples"
 
 
-def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, SCRIPTS / name, *args], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *command], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -57,7 +55,7 @@ def load(url: str, tmp_path: Path, stop_after: int) -> subprocess.CompletedProce
     thread = threading.Thread(target=stopper)
     thread.start()
     args = ["--stop-file", str(stop), "--progress-file", str(progress), "--clients", "2"]
-    result = run_script("lb_load.py", url, *args, "--examples", str(EXAMPLES), "--max-seconds", "90")
+    result = run(SCRIPTS / "lb_load.py", url, *args, "--examples", str(EXAMPLES), "--max-seconds", "90")
     thread.join()
     return result
 
@@ -87,7 +85,7 @@ def test_load_against_nothing_counts_every_request_as_failed(tmp_path):
 
 
 def test_parity_of_the_committed_model_cpu_against_cpu():
-    result = run_script("gpu_parity.py", "--candidate", "CPUExecutionProvider")
+    result = run("-m", "tilescan_service.gpu_parity", "--candidate", "CPUExecutionProvider")
     assert result.returncode == 0, result.stderr
     assert f"{len(list(EXAMPLES.glob('*.png')))} tiles, 0 beyond tolerance" in result.stdout
 
@@ -97,28 +95,17 @@ def test_parity_fails_where_onnxruntime_offers_no_cuda():
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime build has CUDA")
-    result = run_script("gpu_parity.py")
+    result = run("-m", "tilescan_service.gpu_parity")
     assert result.returncode == 1
     assert "does not offer CUDAExecutionProvider" in result.stderr
 
 
 def test_compare_counts_flipped_mask_pixels():
-    spec = importlib.util.spec_from_file_location("gpu_parity", SCRIPTS / "gpu_parity.py")
-    assert spec is not None and spec.loader is not None
-    sys.path.insert(0, str(SCRIPTS))  # it imports smoke_test from beside itself
-    try:
-        gpu_parity = importlib.util.module_from_spec(spec)
-        sys.modules["gpu_parity"] = gpu_parity  # dataclasses look their module up there
-        spec.loader.exec_module(gpu_parity)
-    finally:
-        sys.path.remove(str(SCRIPTS))
     reference = np.zeros((10, 10), dtype=np.float32)
     reference[2:5, 2:5] = 0.9
     candidate = reference.copy()
     candidate[2, 2] = 0.4  # one pixel drops below the threshold
-    parity = gpu_parity.compare(
-        Inference(reference, 0.8), Inference(candidate, 0.8), DecisionRule(threshold=0.5)
-    )
+    parity = compare(Inference(reference, 0.8), Inference(candidate, 0.8), DecisionRule(threshold=0.5))
     assert parity.mask_diff_pixels == 1
     assert parity.max_prob_diff == pytest.approx(0.5)
     assert parity.mask_diff_fraction == pytest.approx(0.01)

@@ -8,8 +8,8 @@ predicts every tile of the example panels (evaluation/examples) with both and co
 * the masks after the model's own decision rule: differing pixels <= ``--max-mask-diff`` of all pixels
   (a pixel whose probability sits on the threshold may flip; a region may not appear or vanish).
 
-Runs inside the GPU image on a plant's GPU box (scripts/gpu_check.sh); on CPU it runs with
-``--candidate CPUExecutionProvider`` (the tests do).
+Runs inside the GPU image on a plant's GPU box (``python -m tilescan_service.gpu_parity``, from
+scripts/gpu_check.sh); on CPU it runs with ``--candidate CPUExecutionProvider`` (the tests do).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from smoke_test import tile_from_panel
 
+from tilescan_service.smoke import tile_from_panel
 from tilescan_shared.masks import DecisionRule, segment
 from tilescan_shared.predictor import Inference, Predictor
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tilescan_service import smoke
 from tilescan_shared.testing import write_tiny_model
 from tilescan_training.plots import example_panel
-
-_spec = importlib.util.spec_from_file_location("smoke_test", Path(__file__).parents[1] / "smoke_test.py")
-assert _spec is not None and _spec.loader is not None
-smoke_test = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(smoke_test)
 
 
 @pytest.fixture
@@ -33,15 +28,15 @@ def examples(tmp_path: Path) -> tuple[Path, np.ndarray]:
 
 def test_tile_is_cut_out_of_an_example_panel_pixel_for_pixel(examples):
     folder, tile = examples
-    cut = smoke_test.tile_from_panel(folder / "MT_Crack_exp1_num_1.png")
+    cut = smoke.tile_from_panel(folder / "MT_Crack_exp1_num_1.png")
     assert np.array_equal(np.asarray(cut), tile)
 
 
 def test_a_picture_that_is_not_a_panel_is_refused(tmp_path):
     path = tmp_path / "photo.png"
     Image.new("RGB", (100, 40), (200, 10, 10)).save(path)
-    with pytest.raises(smoke_test.SmokeError, match="layout"):
-        smoke_test.tile_from_panel(path)
+    with pytest.raises(smoke.SmokeError, match="layout"):
+        smoke.tile_from_panel(path)
 
 
 @pytest.fixture
@@ -58,7 +53,7 @@ def service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def test_smoke_passes_against_the_real_service(service, examples, capsys):
     url, model = service
     folder, tile = examples
-    assert smoke_test.main([url, "--model", str(model), "--examples", str(folder), "--wait", "30"]) == 0
+    assert smoke.main([url, "--model", str(model), "--examples", str(folder), "--wait", "30"]) == 0
     out = capsys.readouterr().out
     assert "ok: /model version smoke001" in out
     assert f"ok: /predict {tile.shape[1]}x{tile.shape[0]} mask" in out
@@ -68,7 +63,7 @@ def test_smoke_fails_when_the_service_runs_another_model(service, examples, tmp_
     url, _ = service
     folder, _ = examples
     other = write_tiny_model(tmp_path / "other.onnx", version="other002")
-    assert smoke_test.main([url, "--model", str(other), "--examples", str(folder), "--wait", "30"]) == 1
+    assert smoke.main([url, "--model", str(other), "--examples", str(folder), "--wait", "30"]) == 1
     assert "/model reports version 'smoke001'" in capsys.readouterr().err
 
 
@@ -76,5 +71,5 @@ def test_smoke_fails_when_nothing_answers(examples, tmp_path, capsys):
     folder, _ = examples
     model = write_tiny_model(tmp_path / "tiny.onnx")
     args = ["http://127.0.0.1:9", "--model", str(model), "--examples", str(folder), "--wait", "0"]
-    assert smoke_test.main(args) == 1
+    assert smoke.main(args) == 1
     assert "/readyz not 200" in capsys.readouterr().err

@@ -9,9 +9,10 @@ The tile: unless ``--tile`` names an image, the image third of the first example
 stage committed beside the model (``evaluation/examples/*.png`` = ``image | truth | prediction``). That is
 a real test-split tile, pixel for pixel (the panels are lossless PNGs), and needs no data pull.
 
-Needs ``onnx`` (to load the model), ``pillow`` and ``tilescan_shared`` (which reads the model's metadata,
-without onnxruntime); run it with the project's venv, or after
-``pip install --constraint constraints.txt onnx ./shared``.
+Run it as ``python -m tilescan_service.smoke URL`` with the project's venv, or on a bare runner after
+``pip install --constraint constraints.txt onnx pillow scipy`` with ``PYTHONPATH=shared/src:service/src``:
+it needs ``onnx`` (to load the model), ``pillow``, ``tilescan_shared`` (the model's metadata, without
+onnxruntime) and :mod:`tilescan_service.client`, none of the service's own dependencies.
 """
 
 from __future__ import annotations
