@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from tilescan_shared.masks import DecisionRule
+from tilescan_training.calibration import choose_rule, choose_tile_threshold
 from tilescan_training.manifest import Record
 from tilescan_training.params import EvaluateParams
-from tilescan_training.scoring import Scored, score, tile_ranking
-from tilescan_training.stages.evaluate import choose_rule, choose_tile_threshold, reference_protocol
+from tilescan_training.scoring import Scored, reference_protocol, score, tile_ranking
 
 
 def _tile(cls: str, defect: bool, speck: float = 0.0, tile_score: float | None = None) -> Scored:

@@ -17,7 +17,7 @@ from tilescan_shared.image import read_gray
 from tilescan_shared.masks import DecisionRule, segment
 from tilescan_shared.metrics import PixelCounts, detection_scores, pixel_counts, tile_curve
 from tilescan_shared.predictor import Predictor
-from tilescan_training.manifest import Record
+from tilescan_training.manifest import FREE_CLASS, Record
 
 
 @dataclass
@@ -100,3 +100,27 @@ def tile_ranking(tiles: list[Scored]) -> dict[str, float] | None:
         np.array([t.tile_score for t in tiles]), np.array([t.record.has_defect for t in tiles])
     )
     return {"roc_auc": curve.roc_auc, "average_precision": curve.average_precision}
+
+
+# The public reference (iterative.ai, "End-to-End Computer Vision API", a U-Net on the same dataset) scores
+# the five defect classes only, on a 224x224 centre crop, with one Dice pooled over all their pixels.
+REFERENCE_CROP = 224
+
+
+def reference_protocol(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any]:
+    """Dice under the public reference's protocol, so the number can be set beside its published one.
+
+    Our prediction is made on the whole tile at native resolution (as served); only the scoring is
+    restricted to the centre crop of prediction and truth (smaller sides are kept whole).
+    """
+    counts = PixelCounts()
+    defect_tiles = [t for t in tiles if t.record.cls != FREE_CLASS]
+    for tile in defect_tiles:
+        mask = segment(tile.probability, rule, tile.tile_score).mask
+        counts += pixel_counts(_centre_crop(mask), _centre_crop(tile.truth))
+    return {"dice": counts.dice, "crop": REFERENCE_CROP, "images": len(defect_tiles)}
+
+
+def _centre_crop(a: np.ndarray) -> np.ndarray:
+    y, x = (max(0, (side - REFERENCE_CROP) // 2) for side in a.shape)
+    return a[y : y + REFERENCE_CROP, x : x + REFERENCE_CROP]

@@ -1,13 +1,10 @@
-"""Stage ``evaluate``: calibrate the decision rule on val, score test, seal the candidate model.
+"""Stage ``evaluate``: choose the decision rule on val (:mod:`tilescan_training.calibration`), score
+test, write the metrics, plots and example panels, and seal the candidate model.
 
 Every number comes from ``shared``'s :class:`Predictor` and :func:`segment` on the exported ONNX
-file at each image's native resolution, i.e. from the code the service runs. The rule is chosen on
-val: for a model with a tile score, first the tile threshold (the highest tile recall whose val
-false-alarm rate is within ``max_false_alarm_rate``), then the pixel rule under it (threshold and
-region filters: best val Dice over defect tiles); for a model without one, the pixel rule alone
-(best val Dice among rules within the false-alarm budget). Test is only scored. The chosen rule and
-the test metrics are stamped into ``models/candidate.onnx``; ``make promote`` gates it against the
-served model before it replaces ``models/tilescan.onnx``.
+file at each image's native resolution, i.e. from the code the service runs. Test is only scored. The
+chosen rule and the test metrics are stamped into ``models/candidate.onnx``; ``make promote`` gates it
+against the served model before it replaces ``models/tilescan.onnx``.
 """
 
 from __future__ import annotations
@@ -24,89 +21,21 @@ import numpy as np
 import onnx
 
 from tilescan_shared.masks import DecisionRule, segment
-from tilescan_shared.metrics import PixelCounts, pixel_counts, tile_curve
+from tilescan_shared.metrics import tile_curve
 from tilescan_shared.model_info import read_info, stamp
 from tilescan_shared.predictor import Predictor
 from tilescan_training import plots
+from tilescan_training.calibration import choose_rule
 from tilescan_training.manifest import FREE_CLASS, read_records, read_split, records_in
 from tilescan_training.params import EvaluateParams, load_params
-from tilescan_training.scoring import Scored, load_tiles, predict_all, score, tile_ranking
-
-# The public reference (iterative.ai, "End-to-End Computer Vision API", a U-Net on the same dataset) scores
-# the five defect classes only, on a 224x224 centre crop, with one Dice pooled over all their pixels.
-REFERENCE_CROP = 224
-
-
-def reference_protocol(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any]:
-    """Dice under the public reference's protocol, so the number can be set beside its published one.
-
-    Our prediction is made on the whole tile at native resolution (as served); only the scoring is
-    restricted to the centre crop of prediction and truth (smaller sides are kept whole).
-    """
-    counts = PixelCounts()
-    defect_tiles = [t for t in tiles if t.record.cls != FREE_CLASS]
-    for tile in defect_tiles:
-        mask = segment(tile.probability, rule, tile.tile_score).mask
-        counts += pixel_counts(_centre_crop(mask), _centre_crop(tile.truth))
-    return {"dice": counts.dice, "crop": REFERENCE_CROP, "images": len(defect_tiles)}
-
-
-def _centre_crop(a: np.ndarray) -> np.ndarray:
-    y, x = (max(0, (side - REFERENCE_CROP) // 2) for side in a.shape)
-    return a[y : y + REFERENCE_CROP, x : x + REFERENCE_CROP]
-
-
-def choose_tile_threshold(val: list[Scored], max_false_alarm_rate: float) -> float:
-    """The tile threshold with the highest val tile recall whose val false-alarm rate is in the budget.
-
-    Any threshold between the highest defect-free score that must be rejected and the lowest defect
-    score above it gives the same val numbers; the midpoint (in logits, where sigmoid scores near 1
-    are spread out) leaves the most room on either side for unseen tiles.
-    """
-    free = np.sort([t.tile_score for t in val if not t.record.has_defect])[::-1]
-    defect = np.array([t.tile_score for t in val if t.record.has_defect])
-    allowed = int(np.floor(max_false_alarm_rate * len(free) + 1e-9))
-    if allowed >= len(free):
-        return float(min(defect.min(), free.min()))
-    rejected = free[allowed]
-    above = defect[defect > rejected]
-    if not len(above):
-        return float(np.nextafter(rejected, np.inf))
-    return float(_sigmoid((_logit(rejected) + _logit(above.min())) / 2))
-
-
-def _logit(p: float) -> float:
-    p = float(np.clip(p, 1e-7, 1 - 1e-7))
-    return float(np.log(p / (1 - p)))
-
-
-def _sigmoid(x: float) -> float:
-    return float(1 / (1 + np.exp(-x)))
-
-
-def choose_rule(val: list[Scored], params: EvaluateParams) -> tuple[DecisionRule, dict[str, Any]]:
-    """The tile threshold (models with a tile score), then the pixel rule with the best val Dice.
-
-    Without a tile score the pixel rule decides alone: the best val Dice among rules within the
-    false-alarm budget, or, if none is, the fewest false alarms.
-    """
-    has_tile_score = all(t.tile_score is not None for t in val)
-    tile_threshold = choose_tile_threshold(val, params.max_false_alarm_rate) if has_tile_score else None
-    candidates = [
-        (rule, score(val, rule))
-        for rule in (
-            DecisionRule(threshold=t, min_region_area=a, min_region_peak=p, tile_threshold=tile_threshold)
-            for t in params.thresholds
-            for a in params.min_region_areas
-            for p in params.min_region_peaks
-            # a peak at or below the threshold changes nothing: that rule is already in the grid as p = 0
-            if p == 0 or p > t
-        )
-    ]
-    within = [c for c in candidates if c[1]["false_alarm_rate"] <= params.max_false_alarm_rate]
-    if within:
-        return max(within, key=lambda c: (c[1]["dice"], -c[1]["false_alarm_rate"]))
-    return min(candidates, key=lambda c: (c[1]["false_alarm_rate"], -c[1]["dice"]))
+from tilescan_training.scoring import (
+    Scored,
+    load_tiles,
+    predict_all,
+    reference_protocol,
+    score,
+    tile_ranking,
+)
 
 
 def evaluate(
@@ -125,6 +54,19 @@ def evaluate(
     test = predict_all(predictor, load_tiles(records_in("test", records, entries), data_dir))
 
     rule, val_scores = choose_rule(val, params)
+    metrics = measure(val, test, rule, val_scores)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_plots(out_dir / "plots", val, test, rule, params.thresholds, live_plots)
+    write_examples(out_dir / "examples", test, rule, params.examples)
+    seal(exported, candidate, rule, metrics)
+    return metrics
+
+
+def measure(
+    val: list[Scored], test: list[Scored], rule: DecisionRule, val_scores: dict[str, Any]
+) -> dict[str, Any]:
+    """``metrics.json``: test under ``rule`` (tile ranking, per class, the reference protocol), val beside."""
     metrics = score(test, rule)
     ranking = tile_ranking(test)
     if ranking is not None:
@@ -134,9 +76,18 @@ def evaluate(
     if ranking is not None:
         metrics["val"]["tile"] = tile_ranking(val)
     metrics["reference_protocol"] = reference_protocol(test, rule)
+    return metrics
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+def write_plots(
+    plots_dir: Path,
+    val: list[Scored],
+    test: list[Scored],
+    rule: DecisionRule,
+    thresholds: list[float],
+    live_plots: Path | None,
+) -> None:
+    """Dice against the pixel threshold, the tile score's precision-recall, the training curves."""
     curve = [
         {
             "threshold": t,
@@ -144,23 +95,22 @@ def evaluate(
             "val_false_alarm_rate": v["false_alarm_rate"],
             "test_dice": score(test, replace(rule, threshold=t))["dice"],
         }
-        for t in params.thresholds
+        for t in thresholds
     ]
-    _write_csv(out_dir / "plots" / "threshold.csv", curve)
-    plots.threshold_curve(curve, rule.threshold, out_dir / "plots" / "dice_vs_threshold.png")
-    if ranking is not None:
-        _write_tile_pr(test, rule, out_dir / "plots")
+    _write_csv(plots_dir / "threshold.csv", curve)
+    plots.threshold_curve(curve, rule.threshold, plots_dir / "dice_vs_threshold.png")
+    if all(t.tile_score is not None for t in test):
+        _write_tile_pr(test, rule, plots_dir)
     if live_plots is not None:
-        plots.training_curves(live_plots, out_dir / "plots" / "training_curves.png")
-    for tile in _examples(test, params.examples):
+        plots.training_curves(live_plots, plots_dir / "training_curves.png")
+
+
+def write_examples(examples_dir: Path, test: list[Scored], rule: DecisionRule, count: int) -> None:
+    """``image | truth | prediction`` panels of ``count`` test tiles, every class in turn."""
+    for tile in _examples(test, count):
         seg = segment(tile.probability, rule, tile.tile_score)
         name = tile.record.id.replace("/", "_")
-        plots.example_panel(
-            tile.image, tile.truth, seg.mask, tile.record.id, out_dir / "examples" / f"{name}.png"
-        )
-
-    seal(exported, candidate, rule, metrics)
-    return metrics
+        plots.example_panel(tile.image, tile.truth, seg.mask, tile.record.id, examples_dir / f"{name}.png")
 
 
 def seal(exported: Path, model_out: Path, rule: DecisionRule, metrics: dict[str, Any]) -> None:
