@@ -40,7 +40,7 @@ def session(arena: bool) -> ort.InferenceSession:
 
 
 def tile_cpu(rounds: int = 6) -> None:
-    from bench import load_test_tiles  # needs the ingested tiles; the memory modes do not
+    from harness import load_test_tiles  # needs the ingested tiles; the memory modes do not
 
     from tilescan_shared.image import decode_gray
 

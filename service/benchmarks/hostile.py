@@ -3,8 +3,8 @@
 Three rows of issue 9, each printed as a number the code is judged by:
 
 - **big images**: peak and held RSS growth for one 6000x6000 16-bit PNG of zeros (PNG and JSON
-  answers), and for three float TIFFs of that size at once (``bench.py``'s
-  :func:`bench.big_image_memory`, also part of ``make bench``);
+  answers), and for three float TIFFs of that size at once (``scenarios.big_image_memory``,
+  also part of ``make bench``);
 - **broken images**: a seeded corpus of cut and byte-flipped tiles in every accepted format, posted
   one by one: how many answers were 5xx, and whether ``/readyz`` is still 200 afterwards;
 - **made-up methods**: how many bytes ``/metrics`` grows after 200 requests with invented HTTP
@@ -25,8 +25,9 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from bench import REPO, big_image_memory, start_service, stop_service
+from harness import REPO, start_service, stop_service
 from PIL import Image
+from scenarios import big_image_memory
 
 from tilescan_service.client import multipart_body
 from tilescan_service.testing import free_port

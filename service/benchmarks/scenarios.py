@@ -1,0 +1,453 @@
+"""What ``make bench`` measures: onnxruntime alone, the service at 1 and 8 clients, CPU per request,
+overload, memory for big images and shadow mirroring; :mod:`report` prints the results."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from harness import (
+    REPO,
+    Run,
+    _encoded,
+    _rss_kb,
+    interleaved,
+    metric_samples,
+    post,
+    process_cpu_s,
+    start_service,
+    stop_service,
+)
+from prometheus_client import CollectorRegistry
+
+from tilescan_service.client import multipart_body
+from tilescan_service.config import Settings  # the servers' settings come from the same environment
+from tilescan_service.engine import Prediction
+from tilescan_service.rendering import render
+from tilescan_service.schemas import OutputFormat
+from tilescan_service.testing import free_port
+from tilescan_shared.image import decode_gray
+from tilescan_shared.masks import segment
+from tilescan_shared.predictor import INPUT_NAME, Predictor
+
+
+def direct_predictor(model: Path, arrays: list[np.ndarray], intra_op_threads: int = 0) -> Predictor:
+    """A predictor with the service's session options, warmed up as the service warms its own."""
+    predictor = Predictor(model, intra_op_threads=intra_op_threads)
+    predictor.predict(arrays[0])
+    return predictor
+
+
+def bench_direct(session: ort.InferenceSession, arrays: list[np.ndarray], name: str) -> Run:
+    """``session.run`` on each decoded tile once, one at a time."""
+    latencies = []
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for gray in arrays:
+        t0 = time.perf_counter()
+        session.run(None, {INPUT_NAME: gray[None, None]})  # every output (a tile score too), as served
+        latencies.append(time.perf_counter() - t0)
+    cpu_s = time.process_time() - cpu_started
+    return Run(name, latencies, time.perf_counter() - started, cpu_s=cpu_s)
+
+
+def bench_pipeline(predictor: Predictor, images: list[bytes], fmt: str) -> Run:
+    """The service's own calls around onnxruntime, in this process and in the service's order:
+    decoding, inference, decision rule, rendering. ``cpu_s`` leaves onnxruntime's out: it is what a
+    tile costs besides inference before any HTTP (caches are cold after inference)."""
+    rule, latencies, cpu_s = predictor.info.rule, [], 0.0
+    started = time.perf_counter()
+    for data in images:
+        t0, cpu0 = time.perf_counter(), time.thread_time()
+        gray = decode_gray(data)
+        cpu1 = time.thread_time()
+        inference = predictor.predict(gray)
+        cpu2 = time.thread_time()
+        segmentation = segment(inference.probability, rule, inference.tile_score)
+        render(Prediction(segmentation, rule, cpu2 - cpu1, predictor.info), OutputFormat(fmt))
+        cpu_s += (cpu1 - cpu0) + (time.thread_time() - cpu2)
+        latencies.append(time.perf_counter() - t0)
+    wall = time.perf_counter() - started
+    return Run(f"pipeline {fmt.upper()} (c=1, 1 thread)", latencies, wall, cpu_s=cpu_s)
+
+
+def bench_http(
+    port: int,
+    bodies: list[tuple[bytes, str]],
+    fmt: str,
+    concurrency: int,
+    rounds: int,
+    limit_s: float,
+    server_pid: int,
+) -> Run:
+    """``concurrency`` keep-alive clients share the queue of requests; stops early at ``limit_s``."""
+    jobs = [body for _ in range(rounds) for body in bodies]
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    next_job = 0
+    deadline = time.perf_counter() + limit_s
+
+    def client() -> None:
+        nonlocal next_job, errors
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.perf_counter() < deadline:
+            with lock:
+                if next_job >= len(jobs):
+                    break
+                body, content_type = jobs[next_job]
+                next_job += 1
+            t0 = time.perf_counter()
+            status, _ = post(conn, f"/predict?format={fmt}", body, content_type)
+            seconds = time.perf_counter() - t0
+            with lock:
+                if status == 200:
+                    latencies.append(seconds)
+                else:
+                    errors += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started, cpu_started = time.perf_counter(), process_cpu_s(server_pid)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall, cpu_s = time.perf_counter() - started, process_cpu_s(server_pid) - cpu_started
+    return Run(f"service {fmt.upper()} (c={concurrency})", latencies, wall, errors, cpu_s)
+
+
+@dataclass(frozen=True)
+class Load:
+    """Clients posting in a loop for a while: what came back."""
+
+    connections: int
+    ok_latencies: list[float]  # seconds, one per 200
+    rejected: int  # 503
+    other: int  # any other status
+    wall: float
+
+    @property
+    def goodput(self) -> float:
+        return len(self.ok_latencies) / self.wall
+
+    def ok_percentile(self, q: float) -> float:
+        return float(np.percentile(self.ok_latencies, q)) * 1000 if self.ok_latencies else float("nan")
+
+    @staticmethod
+    def merged(loads: list[Load]) -> Load:
+        """One measurement out of several spells of the same load."""
+        return Load(
+            loads[0].connections,
+            [seconds for load in loads for seconds in load.ok_latencies],
+            sum(load.rejected for load in loads),
+            sum(load.other for load in loads),
+            sum(load.wall for load in loads),
+        )
+
+
+def bench_load(
+    port: int, bodies: list[tuple[bytes, str]], connections: int, seconds: float, honor_retry_after: bool
+) -> Load:
+    """``connections`` keep-alive clients post JSON requests back to back for ``seconds``.
+
+    A 503 is retried at once, or after its ``Retry-After`` with ``honor_retry_after``. Goodput counts
+    200s over the time until the last client is done (requests in flight at the end included).
+    """
+    ok: list[float] = []
+    counts = {"rejected": 0, "other": 0}
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client(first: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        job = first
+        while time.perf_counter() < stop:
+            body, content_type = bodies[job % len(bodies)]
+            job += connections
+            t0 = time.perf_counter()
+            conn.request("POST", "/predict", body=body, headers={"Content-Type": content_type})
+            response = conn.getresponse()
+            response.read()
+            seconds_taken = time.perf_counter() - t0
+            with lock:
+                if response.status == 200:
+                    ok.append(seconds_taken)
+                elif response.status == 503:
+                    counts["rejected"] += 1
+                else:
+                    counts["other"] += 1
+            if response.status == 503 and honor_retry_after:
+                pause = float(response.getheader("Retry-After", "1"))
+                time.sleep(max(0.0, min(pause, stop - time.perf_counter())))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(connections)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Load(connections, ok, counts["rejected"], counts["other"], time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class MemoryRun:
+    """RSS of a service process around big requests, in MB (10^6 bytes)."""
+
+    case: str
+    statuses: list[int]
+    before_mb: float  # after start-up and a few ordinary tiles
+    peak_growth_mb: float  # highest RSS while the big images were served, minus before
+    held_mb: float  # RSS one second after the answers, minus before
+    seconds: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.case} | HTTP {', '.join(map(str, self.statuses))} in {self.seconds:.1f} s; "
+            f"RSS {self.before_mb:.0f} MB before, peak **{self.peak_growth_mb:+.0f} MB**, "
+            f"**{self.held_mb:+.0f} MB** held after 1 s"
+        )
+
+
+def big_image_memory(
+    model: Path, fmt: str = "png", image: str = "png16", at_once: int = 1, side: int = 6000
+) -> MemoryRun:
+    """Peak and held RSS growth of a fresh service for big images (Linux: reads /proc).
+
+    ``image="png16"``: a ``side`` x ``side`` 16-bit PNG of zeros (68 kB upload at 6000); ``"float-tiff"``:
+    the same size as a 32-bit float TIFF (LZW). ``at_once`` copies are posted together on their own
+    connections. Everything the service holds for them comes from decoding, inference, the
+    decision rule and rendering. The peak counter (``VmHWM``) is reset just before the requests.
+    """
+    if image == "png16":
+        upload = _encoded(np.zeros((side, side), dtype=np.uint16), "PNG")
+    else:
+        upload = _encoded(np.zeros((side, side), dtype=np.float32), "TIFF", compression="tiff_lzw")
+    big = multipart_body(upload, f"big.{image}")
+    ordinary = multipart_body(_encoded(np.full((265, 375), 90, dtype=np.uint8), "PNG"), "tile.png")
+    statuses: list[int] = []
+
+    def post_big() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        statuses.append(post(conn, f"/predict?format={fmt}", *big)[0])
+        conn.close()
+
+    port = free_port()
+    service = start_service(model, port, Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-memory.log")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        for _ in range(5):
+            post(conn, f"/predict?format={fmt}", *ordinary)
+        conn.close()
+        time.sleep(0.5)
+        before = _rss_kb(service.pid, "VmRSS")
+        Path(f"/proc/{service.pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        started = time.perf_counter()
+        clients = [threading.Thread(target=post_big) for _ in range(at_once)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
+        seconds = time.perf_counter() - started
+        peak = _rss_kb(service.pid, "VmHWM")
+        time.sleep(1)
+        held = _rss_kb(service.pid, "VmRSS")
+    finally:
+        stop_service(service)
+    size = f"{len(upload) / 1000:,.0f} kB"
+    case = f"{at_once} x {side}x{side} {image} of zeros ({size}), format={fmt}"
+    growth = (peak - before) / 1000, (held - before) / 1000
+    return MemoryRun(case, sorted(statuses), before / 1000, *growth, seconds)
+
+
+@dataclass(frozen=True)
+class ShadowCounts:
+    sampled: float = 0.0
+    compared: float = 0.0
+    dropped: dict[str, float] = field(default_factory=dict)
+
+    def __sub__(self, before: ShadowCounts) -> ShadowCounts:
+        return ShadowCounts(
+            self.sampled - before.sampled,
+            self.compared - before.compared,
+            {reason: n - before.dropped.get(reason, 0) for reason, n in self.dropped.items()},
+        )
+
+
+def shadow_counts(port: int, limit_s: float = 30) -> ShadowCounts:
+    """A primary's mirroring counters, read once every sampled request was compared or dropped."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        sampled, compared, dropped = 0.0, 0.0, {}
+        for sample in metric_samples(port):
+            if sample.name == "tilescan_shadow_sampled_total":
+                sampled = sample.value
+            elif sample.name == "tilescan_shadow_compared_total":
+                compared += sample.value
+            elif sample.name == "tilescan_shadow_dropped_total":
+                dropped[sample.labels["reason"]] = sample.value
+        if compared + sum(dropped.values()) >= sampled or time.monotonic() > deadline:
+            return ShadowCounts(sampled, compared, dropped)
+        time.sleep(0.1)
+
+
+async def mirror_cpu_ms(shadow_url: str, tiles: list[tuple[str, bytes]], rounds: int) -> float:
+    """The primary's CPU ms per mirrored request, measured in this process on the primary's code path.
+
+    A ``ShadowMirror`` as the service runs it (same settings) sends every tile to ``shadow_url`` and
+    compares the answers with a mask of the tile's size; nothing else runs in this process meanwhile.
+    """
+    from tilescan_service.shadow import ShadowMirror
+    from tilescan_shared.masks import Segmentation
+
+    masks = [Segmentation(np.zeros(decode_gray(data).shape, dtype=np.uint8), []) for _, data in tiles]
+    settings = Settings(shadow_url=shadow_url, shadow_queue_size=len(tiles) * rounds)
+    mirror = ShadowMirror(settings, CollectorRegistry())
+    await mirror.start()
+    try:
+        started = time.process_time()
+        for _ in range(rounds):
+            for (_, data), mask in zip(tiles, masks, strict=True):
+                mirror.offer(data, None, mask, "primary")
+        await mirror.drained()
+        return (time.process_time() - started) * 1000 / (len(tiles) * rounds)
+    finally:
+        await mirror.stop()
+
+
+def bench_shadow(
+    model: Path, tiles: list[tuple[str, bytes]], bodies: list[tuple[bytes, str]], rounds: int, limit_s: float
+) -> tuple[list[Run], dict[str, float], dict[str, ShadowCounts], list[str], float]:
+    """Primary p50 at c=1 (JSON) with mirroring off, on with the shadow down, on with a live shadow.
+
+    All primaries and shadows run at once and the measurements alternate round by round, so drift
+    on the machine hits every variant alike. A shadow on this machine shares the primary's CPUs,
+    which a shadow on its own host would not, so there are two live shadows: the same model (its
+    inferences compete with the primary's for the cores) and ``tilescan_shared.testing``'s tiny
+    model (a different decision rule whose inference costs next to nothing), which leaves the
+    primary's own mirroring cost: sampling, queueing, the upload, reading the RLE answer, Dice.
+    """
+    from tilescan_shared.testing import write_tiny_model  # needs onnx (the test extra)
+
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    tiny = write_tiny_model(tmp / "tilescan-bench-tiny.onnx", version="tiny-shadow")
+    same_port, tiny_port, down_port = free_port(), free_port(), free_port()  # nothing on down_port
+    variants = {
+        "mirroring off": {},
+        "mirroring on, shadow down": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{down_port}"},
+        "mirroring on, tiny-model shadow": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{tiny_port}"},
+        "mirroring on, same-model shadow": {"TILESCAN_SHADOW_URL": f"http://127.0.0.1:{same_port}"},
+    }
+    processes = [
+        start_service(model, same_port, tmp / "tilescan-bench-shadow.log"),
+        start_service(tiny, tiny_port, tmp / "tilescan-bench-shadow-tiny.log"),
+    ]
+    ports: dict[str, int] = {}
+    try:
+        for i, (name, env) in enumerate(variants.items()):
+            ports[name] = free_port()
+            processes.append(start_service(model, ports[name], tmp / f"tilescan-bench-primary{i}.log", **env))
+        pids = dict(zip(variants, (process.pid for process in processes[2:]), strict=True))
+        for name, port in ports.items():  # warm-up, untimed (and not counted below)
+            bench_http(port, bodies[:8], "json", 1, 1, limit_s, pids[name])
+        warm = {name: shadow_counts(port) for name, port in ports.items()}
+        cpu_before = {name: process_cpu_s(pid) for name, pid in pids.items()}
+        latencies: dict[str, list[float]] = {name: [] for name in variants}
+        walls = dict.fromkeys(variants, 0.0)
+        errors = dict.fromkeys(variants, 0)
+        for _ in range(rounds):
+            for name, port in ports.items():
+                run = bench_http(port, bodies, "json", 1, 1, limit_s, pids[name])
+                latencies[name] += run.latencies
+                walls[name] += run.wall
+                errors[name] += run.errors
+        counts = {name: shadow_counts(port) - warm[name] for name, port in ports.items()}  # drains
+        cpu = {name: process_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
+        asyncio.run(mirror_cpu_ms(f"http://127.0.0.1:{tiny_port}", tiles[:8], 1))  # warm-up
+        mirror_ms = asyncio.run(mirror_cpu_ms(f"http://127.0.0.1:{tiny_port}", tiles, rounds))
+        reports = [
+            subprocess.run(
+                [sys.executable, str(REPO / "scripts/shadow_report.py"), f"http://127.0.0.1:{ports[name]}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+            for name in variants
+            if name.endswith("-model shadow")
+        ]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    runs = [
+        Run(f"primary JSON (c=1), {name}", latencies[name], walls[name], errors[name]) for name in variants
+    ]
+    return runs, cpu, counts, reports, mirror_ms
+
+
+def bench_cpu(
+    args: argparse.Namespace,
+    images: list[bytes],
+    arrays: list[np.ndarray],
+    bodies: list[tuple[bytes, str]],
+    log: Path,
+) -> tuple[dict[str, Run], dict[str, float]]:
+    """CPU time per image at c=1, one onnxruntime thread: onnxruntime alone, and the server, split.
+
+    With a thread pool, onnxruntime's threads spin while they wait for each other, and how long
+    depends on what else the machine runs: CPU time would measure the neighbours. One thread has no
+    pool and no spinning, and then the server's ``tilescan_inference_cpu_seconds_total`` is all of
+    onnxruntime's CPU time in the server: the rest of the process's CPU time is the service's own.
+    The same calls run in this process too (:func:`bench_pipeline`), to split the service's own CPU
+    time into the tile's work around inference and the serving (HTTP, threads, logs, metrics).
+    Returns the runs by name (the server's CPU in ``cpu_s``) and onnxruntime's seconds in the server.
+    """
+    predictor = direct_predictor(args.model, arrays, intra_op_threads=1)
+    session = predictor.session
+    port = free_port()
+    service = start_service(args.model, port, log, TILESCAN_INTRA_OP_THREADS="1")
+    try:
+        bench_http(port, bodies[:8], "json", 1, 1, args.limit_s, service.pid)
+        measurements: dict[str, Callable[[], Run]] = {
+            "direct": lambda: bench_direct(session, arrays, "onnxruntime direct (c=1, 1 thread)")
+        }
+        onnxruntime_s: dict[str, float] = {}
+        for fmt in ("json", "png"):
+            measurements[f"pipeline {fmt}"] = partial(bench_pipeline, predictor, images, fmt)
+
+            def measure(fmt: str = fmt) -> Run:
+                before = inference_cpu_s(port)
+                run = bench_http(port, bodies, fmt, 1, 1, args.limit_s, service.pid)
+                onnxruntime_s[fmt] = onnxruntime_s.get(fmt, 0.0) + inference_cpu_s(port) - before
+                return run
+
+            measurements[fmt] = measure
+        runs = interleaved(args.rounds, measurements)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    return runs, onnxruntime_s
+
+
+def inference_cpu_s(port: int) -> float:
+    """The server's ``tilescan_inference_cpu_seconds_total``, all lanes."""
+    return sum(s.value for s in metric_samples(port) if s.name == "tilescan_inference_cpu_seconds_total")
+
+
+def single_request_ms(runs: list[Run]) -> float:
+    """The single-request time of the overload bound: the service's JSON p50 at c=1."""
+    return {run.name: run for run in runs}["service JSON (c=1)"].percentile(50)
