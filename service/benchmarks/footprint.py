@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from tilescan_service.config import Settings
-from tilescan_service.testing import free_port
+from tilescan_service.testing import start_serve
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,23 +71,12 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    admitted = settings.inference_concurrency + settings.max_queue
+    admitted = settings.inference_slots + settings.max_queue
     body = noise_png(settings.max_image_pixels)
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "TILESCAN_MODEL_PATH": str(REPO / "models/tilescan.onnx")}
-    env.pop("TILESCAN_HOST", None)  # 127.0.0.1 only
-    server = subprocess.Popen([sys.executable, "-m", "tilescan_service.serve"], env=env)
-    url = f"http://127.0.0.1:{port}"
+    # This process's TILESCAN_* settings (the command in docs/benchmarks.md sets them) go to the server.
+    served = start_serve(REPO / "models/tilescan.onnx", timeout=120, TILESCAN_LOG_LEVEL=settings.log_level)
+    server, url = served.process, served.url
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise SystemExit("the service never became ready")
         print(
             f"settings: intra_op_threads={settings.intra_op_threads} "
             f"inference_concurrency={settings.inference_concurrency} max_queue={settings.max_queue} "

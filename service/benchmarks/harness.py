@@ -21,6 +21,8 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from tilescan_service.testing import start_serve
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -108,32 +110,14 @@ def one_request(port: int, body: tuple[bytes, str]) -> tuple[int, float]:
 
 
 def start_service(model: Path, port: int, log: Path, **settings: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        **settings,
-        "TILESCAN_MODEL_PATH": str(model),
-        "PORT": str(port),
-        "TILESCAN_HOST": "127.0.0.1",
-        "TILESCAN_DRAIN_SECONDS": "0",  # no load balancer to wait for when the benchmark ends
-    }
+    """A ready ``tilescan-serve`` on ``port`` with ``settings``, its output in ``log``; exits if it fails."""
+    settings = {"TILESCAN_LOG_LEVEL": "INFO", **settings}
+    # No load balancer to wait for when the benchmark ends: no drain.
     with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tilescan_service.serve"], env=env, stdout=out, stderr=out
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"the service exited with {process.returncode}; see {log}")
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            pass
-        time.sleep(0.1)
-    process.terminate()
-    sys.exit(f"the service did not become ready in 60 s; see {log}")
+            return start_serve(model, port, log=out, TILESCAN_DRAIN_SECONDS="0", **settings).process
+        except TimeoutError as err:
+            sys.exit(f"{err}; see {log}")
 
 
 def stop_service(process: subprocess.Popen) -> None:

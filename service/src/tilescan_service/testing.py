@@ -74,33 +74,57 @@ class ServedProcess:
     url: str
     process: subprocess.Popen
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+
+def start_serve(
+    model: Path, port: int | None = None, timeout: float = 60.0, log: IO | None = None, **settings: str
+) -> ServedProcess:
+    """Start a real ``tilescan-serve`` on ``port`` of 127.0.0.1 (default: a free one) serving ``model``,
+    with ``settings`` as extra environment variables (``TILESCAN_MAX_QUEUE="4"``) over this process's;
+    return once ``/readyz`` answers 200. Its output goes to ``log`` (default: this process's).
+
+    Raises :class:`TimeoutError` when it is not ready within ``timeout`` seconds or exits first (it is
+    stopped then). Stop it with :func:`stop_serve`.
+    """
+    port = port or free_port()
+    env = os.environ | {
+        "PORT": str(port),
+        "TILESCAN_HOST": "127.0.0.1",
+        "TILESCAN_MODEL_PATH": str(model),
+        "TILESCAN_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [Path(sys.executable).parent / "tilescan-serve"], env=env | settings, stdout=log, stderr=log
+    )
+    served = ServedProcess(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + timeout
+    while not _ready(served.url):
+        if time.monotonic() > deadline or process.poll() is not None:
+            stop_serve(served)
+            raise TimeoutError(f"tilescan-serve on {served.url} not ready within {timeout} s")
+        time.sleep(0.1)
+    return served
+
+
+def stop_serve(served: ServedProcess) -> None:
+    """SIGTERM, and wait for the process to exit (it drains for ``TILESCAN_DRAIN_SECONDS`` first)."""
+    served.process.terminate()
+    served.process.wait(timeout=30)
+
 
 @contextmanager
 def serve_process(
-    model: Path, timeout: float = 60.0, stderr: IO[bytes] | None = None, **settings: str
+    model: Path, timeout: float = 60.0, log: IO | None = None, **settings: str
 ) -> Iterator[ServedProcess]:
-    """A real ``tilescan-serve`` on a free 127.0.0.1 port serving ``model``, with ``settings`` as extra
-    environment variables (``TILESCAN_MAX_QUEUE="4"``); yields once ``/readyz`` answers 200.
-
-    Raises :class:`TimeoutError` when it is not ready within ``timeout`` seconds (or exits first); the
-    process is terminated when the block ends.
-    """
-    port = free_port()
-    env = os.environ | {"PORT": str(port), "TILESCAN_MODEL_PATH": str(model), "TILESCAN_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen(
-        [Path(sys.executable).parent / "tilescan-serve"], env=env | settings, stderr=stderr
-    )
-    url = f"http://127.0.0.1:{port}"
+    """:func:`start_serve` for the duration of a ``with`` block."""
+    served = start_serve(model, timeout=timeout, log=log, **settings)
     try:
-        deadline = time.monotonic() + timeout
-        while not _ready(url):
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise TimeoutError(f"tilescan-serve on {url} not ready within {timeout} s")
-            time.sleep(0.1)
-        yield ServedProcess(url, process)
+        yield served
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_serve(served)
 
 
 def _ready(url: str) -> bool:

@@ -75,8 +75,8 @@ def test_sigterm_turns_readiness_off_at_once_and_lets_requests_in_flight_finish(
     """A real ``tilescan-serve`` process; three uploads are half sent when SIGTERM comes."""
     settings = {"TILESCAN_DRAIN_SECONDS": "1", "TILESCAN_SHUTDOWN_TIMEOUT_SECONDS": "10"}
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out, serve_process(tiny_model, stderr=out, **settings) as served:
-        port = int(served.url.rsplit(":", 1)[1])
+    with open(log, "wb") as out, serve_process(tiny_model, log=out, **settings) as served:
+        port = served.port
         body, content_type = multipart_body(square_png)
         head = (
             f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
