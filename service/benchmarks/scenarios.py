@@ -75,7 +75,8 @@ def bench_pipeline(predictor: Predictor, images: list[bytes], fmt: str) -> Run:
         inference = predictor.predict(gray)
         cpu2 = time.thread_time()
         segmentation = segment(inference.probability, rule, inference.tile_score)
-        render(Prediction(segmentation, rule, cpu2 - cpu1, predictor.info), OutputFormat(fmt))
+        peak = float(inference.probability.max())
+        render(Prediction(segmentation, rule, cpu2 - cpu1, predictor.info, peak), OutputFormat(fmt))
         cpu_s += (cpu1 - cpu0) + (time.thread_time() - cpu2)
         latencies.append(time.perf_counter() - t0)
     wall = time.perf_counter() - started

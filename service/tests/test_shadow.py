@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from tilescan_service.capture import CaptureStore
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
 from tilescan_service.shadow import (
@@ -306,3 +307,27 @@ def test_compare_scores_the_two_masks() -> None:
     body = json.dumps({"rle": encode_rle(shadow), "has_defect": True, "model": {"version": "v2"}}).encode()
     expected = Comparison(dice=2 / 3, iou=0.5, shadow_has_defect=True, shadow_version="v2")
     assert compare(primary, body) == expected
+
+
+def test_a_tile_the_shadow_decides_the_other_way_is_captured(
+    models: tuple[Path, Path], encoder: Callable[..., bytes], tmp_path: Path
+) -> None:
+    primary_model, shadow_model = models
+    agreed, disputed = tile(bright=True, gray=False), tile(bright=False, gray=True)  # gray: primary only
+    with (
+        serve(Settings(model_path=shadow_model, log_level="WARNING")) as shadow_url,
+        serve(primary_settings(primary_model, shadow_url, capture_url=str(tmp_path), capture_band=0)) as url,
+    ):
+        for image in (agreed, disputed):
+            assert predict(url, encoder, image).status_code == 200
+        wait_for(
+            lambda: value(scrape(url), "tilescan_capture_stored_total", reason="shadow_disagreement") == 1
+        )
+        assert value(scrape(url), "tilescan_shadow_dice_count", **PAIR) == 2
+    [record] = list(CaptureStore(str(tmp_path)).records())
+    assert (record.reason, record.has_defect, record.height, record.width) == (
+        "shadow_disagreement",
+        True,
+        40,
+        60,
+    )

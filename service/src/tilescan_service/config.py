@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     shadow_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     shadow_concurrency: Annotated[int, Field(ge=1)] = 2
 
+    # Capture (tilescan_service.capture): keep uncertain tiles for labelling. Unset URL = no capture.
+    capture_url: str | None = None  # a directory or an fsspec URL, e.g. s3://bucket/captures
+    capture_band: Annotated[float, Field(ge=0, le=1)] = 0.1  # |score - threshold| at most this: uncertain
+    capture_sample_rate: Annotated[float, Field(ge=0, le=1)] = 0.0  # share of the other tiles kept
+    capture_queue_size: Annotated[int, Field(ge=1)] = 64  # captures waiting to be written at most
+    capture_max_bytes_per_day: Annotated[int, Field(ge=0)] = 1024 * MiB  # image bytes kept per UTC day
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

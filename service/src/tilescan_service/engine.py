@@ -41,6 +41,7 @@ class Prediction:
     rule: DecisionRule  # the one applied: the model's, with the request's threshold if it gave one
     inference_seconds: float
     model: ModelInfo  # the model that made it (a hot swap may have replaced the engine's since)
+    peak_probability: float  # the map's highest probability: how close a tile came to the pixel rule
 
     @property
     def height(self) -> int:
@@ -243,5 +244,6 @@ def _infer(
         inference = predictor.predict(gray)
     seconds, cpu_seconds = time.perf_counter() - started, time.thread_time() - cpu_started
     segmentation = segment(inference.probability, rule, inference.tile_score)
-    prediction = Prediction(segmentation, rule, seconds, predictor.info)
+    peak = float(inference.probability.max()) if inference.probability.size else 0.0
+    prediction = Prediction(segmentation, rule, seconds, predictor.info, peak)
     return prediction, finish(prediction), cpu_seconds

@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from tilescan_service.admission import Admission, AdmissionMiddleware
 from tilescan_service.body_limit import BodyLimitMiddleware
+from tilescan_service.capture import Capturer
 from tilescan_service.config import Settings, get_settings
 from tilescan_service.engine import Engine
 from tilescan_service.errors.handlers import install_error_handlers
@@ -37,9 +38,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     shadow: ShadowMirror | None = app.state.shadow
     if shadow is not None:
         await shadow.start()
+    capturer: Capturer | None = app.state.capturer
+    if capturer is not None:
+        await capturer.start()
     yield
     if shadow is not None:
         await shadow.stop()
+    if capturer is not None:
+        await capturer.stop()
     if watching is not None:
         watching.cancel()
     await loading
@@ -66,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = Engine(settings, service_metrics)
     app.state.draining = False  # set on SIGTERM by tilescan_service.serve: /readyz answers 503
     app.state.shadow = ShadowMirror(settings, service_metrics.registry) if settings.shadow_url else None
+    app.state.capturer = Capturer(settings, service_metrics.registry) if settings.capture_url else None
 
     for router in (predict.router, health.router, model.router, metrics.router, page.router):
         app.include_router(router)

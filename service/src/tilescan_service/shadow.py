@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -99,6 +100,7 @@ class MirroredRequest:
     has_defect: bool
     version: str
     request_id: str  # the primary's, sent along so both services' logs line up
+    on_disagreement: Callable[[], None] | None  # called when the shadow's has_defect differs (capture)
 
 
 @dataclass(frozen=True)
@@ -175,8 +177,16 @@ class ShadowMirror:
         if self._queue is not None:
             await self._queue.join()
 
-    def offer(self, image: bytes, threshold: float | None, primary: Segmentation, version: str) -> None:
-        """Queue this prediction for mirroring if it is sampled; drop it when the queue is full."""
+    def offer(
+        self,
+        image: bytes,
+        threshold: float | None,
+        primary: Segmentation,
+        version: str,
+        on_disagreement: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue this prediction for mirroring if it is sampled; drop it when the queue is full.
+        ``on_disagreement`` runs (on the event loop) if the shadow decides the tile the other way."""
         if self._queue is None or random.random() >= self.sample_rate:
             return
         self.metrics.sampled.inc()
@@ -184,7 +194,7 @@ class ShadowMirror:
             self.metrics.dropped.labels("shadow_down").inc()
             return
         job = MirroredRequest(
-            image, threshold, primary.mask, primary.has_defect, version, request_id_var.get()
+            image, threshold, primary.mask, primary.has_defect, version, request_id_var.get(), on_disagreement
         )
         try:
             self._queue.put_nowait(job)
@@ -241,6 +251,8 @@ class ShadowMirror:
         ).inc()
         self.metrics.dice.labels(primary_version, shadow_version).observe(result.dice)
         self.metrics.iou.labels(primary_version, shadow_version).observe(result.iou)
+        if job.on_disagreement is not None and result.shadow_has_defect != job.has_defect:
+            job.on_disagreement()
         return None
 
     def _pair(self, primary: str, shadow: str) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from tilescan_service.body_limit import UploadTooLargeError
+from tilescan_service.capture import SHADOW_DISAGREEMENT, answer_of
 from tilescan_service.deps import EngineDep, SettingsDep
 from tilescan_service.errors.codes import ErrorCode
 from tilescan_service.errors.docs import error_responses
@@ -91,8 +92,14 @@ async def predict(
     data = await read_upload(image, settings.max_upload_bytes)
     fmt = choose_format(output_format, request.headers.get("accept"))
     prediction, response = await engine.predict(data, threshold, partial(render, fmt=fmt))
-    if (shadow := request.app.state.shadow) is not None:  # queues at most; never waits for the shadow
-        shadow.offer(data, threshold, prediction.segmentation, prediction.model.version)
+    # Both only queue work: an answer never waits for the shadow or the capture store.
+    capturer, disagreement = request.app.state.capturer, None
+    if capturer is not None:
+        answer = answer_of(prediction)
+        capturer.offer(data, answer)
+        disagreement = partial(capturer.offer, data, answer, SHADOW_DISAGREEMENT)
+    if (shadow := request.app.state.shadow) is not None:
+        shadow.offer(data, threshold, prediction.segmentation, prediction.model.version, disagreement)
     return response
 
 
