@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 from tilescan_service.capture import SAMPLED, UNCERTAIN, CaptureRecord, CaptureStore
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
-from tilescan_service.testing import wait_ready
+from tilescan_service.testing import free_port, wait_ready
 from tilescan_shared.masks import decode_rle
 from tilescan_shared.testing import write_tiny_model
 
@@ -134,3 +135,40 @@ def test_the_daily_byte_budget_drops_and_counts(model, tmp_path, encoder):
             )
         until(lambda: metric(client, "tilescan_capture_stored_total", UNCERTAIN) == 1)
         assert metric(client, "tilescan_capture_dropped_total", "daily_limit") == 1
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3 API on 127.0.0.1 (moto's server) with a bucket; the standard AWS variables point at it."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    try:
+        fsspec.filesystem("s3", skip_instance_cache=True).mkdir("plant-tiles")
+        yield "s3://plant-tiles/captures"
+    finally:
+        server.stop()
+
+
+def test_captures_round_trip_through_s3(model, encoder, s3):
+    data = encoder(tile(131))
+    with service(model, s3) as (client, _):
+        assert client.post("/predict", files={"image": ("t.png", data)}).status_code == 200
+        until(lambda: metric(client, "tilescan_capture_stored_total", UNCERTAIN) == 1)
+    # Read back by a fresh client, as the labelling export will.
+    fresh = CaptureStore(s3)
+    [record] = list(fresh.records())
+    assert fresh.image(record.sha256) == data
+    assert sorted(fresh.fs.ls("plant-tiles/captures")) == [
+        "plant-tiles/captures/captures",
+        "plant-tiles/captures/images",
+    ]
