@@ -134,7 +134,7 @@ class Capturer:
         self.queue_size = settings.capture_queue_size
         self.max_bytes_per_day = settings.capture_max_bytes_per_day
         self.metrics = CaptureMetrics(registry)
-        self._queue: asyncio.Queue[tuple[bytes, CaptureRecord]] | None = None
+        self._queue: asyncio.Queue[tuple[bytes, Answer, str, str]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._day, self._bytes_today = "", 0
 
@@ -176,22 +176,9 @@ class Capturer:
         if self._bytes_today + len(image) > self.max_bytes_per_day:
             self.metrics.dropped.labels("daily_limit").inc()
             return
-        height, width = answer.mask.shape
-        record = CaptureRecord(
-            sha256=hashlib.sha256(image).hexdigest(),
-            reason=reason,
-            captured_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            model_version=answer.model_version,
-            image_bytes=len(image),
-            height=int(height),
-            width=int(width),
-            has_defect=answer.has_defect,
-            score=round(float(answer.score), 6),
-            threshold=float(answer.threshold),
-            rle=encode_rle(answer.mask),
-        )
+        captured_at = datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            self._queue.put_nowait((image, record))
+            self._queue.put_nowait((image, answer, reason, captured_at))
         except asyncio.QueueFull:
             self.metrics.dropped.labels("queue_full").inc()
             return
@@ -200,15 +187,34 @@ class Capturer:
     async def _work(self) -> None:
         assert self._queue is not None
         while True:
-            image, record = await self._queue.get()
+            image, answer, reason, captured_at = await self._queue.get()
             try:
+                # Hashing and RLE encoding run here, off the event loop that serves the answers.
+                record = await asyncio.to_thread(_record, image, answer, reason, captured_at)
                 stored = await asyncio.to_thread(self.store.write, image, record)
                 if stored:
-                    self.metrics.stored.labels(record.reason).inc()
+                    self.metrics.stored.labels(reason).inc()
                 else:
                     self.metrics.dropped.labels("duplicate").inc()
             except Exception:
                 # A full disk or an unreachable bucket must not end the worker: count and go on.
-                log.exception("capture not stored", extra={"sha256": record.sha256})
+                log.exception("capture not stored", extra={"reason": reason})
                 self.metrics.dropped.labels("error").inc()
             self._queue.task_done()
+
+
+def _record(image: bytes, answer: Answer, reason: str, captured_at: str) -> CaptureRecord:
+    height, width = answer.mask.shape
+    return CaptureRecord(
+        sha256=hashlib.sha256(image).hexdigest(),
+        reason=reason,
+        captured_at=captured_at,
+        model_version=answer.model_version,
+        image_bytes=len(image),
+        height=int(height),
+        width=int(width),
+        has_defect=answer.has_defect,
+        score=round(float(answer.score), 6),
+        threshold=float(answer.threshold),
+        rle=encode_rle(answer.mask),
+    )
