@@ -45,9 +45,10 @@ $(SERVE_STAMP): $(BIN)/python $(SERVE_DEPS)
 serve: $(SERVE_STAMP)  ## run the API on 127.0.0.1:8000 (PORT=8080 make serve to move it)
 	$(BIN)/tilescan-serve
 
-bench: $(SERVE_STAMP)  ## time onnxruntime vs the HTTP service on the test images (docs/benchmarks.md)
-	$(PIP) onnx  # the shadow comparison's cheap shadow is tilescan_shared.testing's tiny model
-	$(BIN)/python service/benchmarks/bench.py
+BENCH_ARGS ?=
+bench: $(SERVE_STAMP)  ## time the runtime vs the HTTP service on the test images, per precision (BENCH_ARGS=--precision-only)
+	$(PIP) onnx  # the shadow's tiny model, and the precision comparison's re-stamped copy of the model
+	$(BIN)/python service/benchmarks/bench.py $(BENCH_ARGS)
 
 URL ?= http://127.0.0.1:8000
 shadow-report: $(SERVE_STAMP)  ## summarise the shadow comparison of the primary service at URL (its /metrics)

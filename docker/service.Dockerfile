@@ -1,4 +1,4 @@
-# The tilescan API on CPU: shared + service + onnxruntime (no torch), with the model inside.
+# The tilescan API on CPU: shared + service + onnxruntime + OpenVINO (no torch), with the model inside.
 #   docker build -f docker/service.Dockerfile --build-arg REVISION="$(git rev-parse HEAD)" -t tilescan-service .
 # BASE_IMAGE: any Debian-like image with python3 (>= 3.11) and its venv module; `make docker-smoke` passes
 # a stand-in built from Debian packages where the real one cannot be pulled.
@@ -18,7 +18,7 @@ RUN python3 -m venv /opt/build \
 FROM ${BASE_IMAGE}
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="tilescan-service" \
-      org.opencontainers.image.description="tilescan defect-segmentation API (CPU, onnxruntime)" \
+      org.opencontainers.image.description="tilescan defect-segmentation API (CPU, onnxruntime and OpenVINO)" \
       org.opencontainers.image.revision="${REVISION}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -30,16 +30,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 COPY constraints.txt /tmp/constraints.txt
 COPY --from=build /wheels /tmp/wheels
-# onnxruntime is the `cpu` extra spelled out (extras do not combine with wheel paths); the constraints
-# file pins it and every transitive dependency.
+# onnxruntime and openvino are the `cpu` extra spelled out (extras do not combine with wheel paths); the
+# constraints file pins them and every transitive dependency.
 RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir --disable-pip-version-check --constraint /tmp/constraints.txt \
-        /tmp/wheels/*.whl onnxruntime \
+        /tmp/wheels/*.whl onnxruntime openvino \
     && rm -rf /tmp/wheels /tmp/constraints.txt \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin tilescan
 
 WORKDIR /app
-COPY models/tilescan.onnx /app/models/tilescan.onnx
+# The model and its int8 sibling (the service times the precisions it may run and serves the fastest)
+COPY models/tilescan.onnx models/tilescan.int8.onnx /app/models/
 
 USER 10001
 EXPOSE 8000

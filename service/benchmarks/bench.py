@@ -13,7 +13,10 @@ service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5
 smaller than JSON, CPU overhead <= 3 ms per tile, goodput at 64 connections >= 0.9 x capacity at 8
 with the accepted requests' p99 <= (queue places + 1) x the single-request time. Then the
 primary's p50 at c=1 with shadow mirroring off and on (issue 8), with the drops it counts when the
-shadow is down. Load goes to 127.0.0.1 only and is bounded in requests and seconds.
+shadow is down; then (e) each precision the machine can run (fp32, bf16 on OpenVINO, int8): the
+runtime alone and a service pinned to it at 8 connections, their ratios, and what
+``TILESCAN_PRECISION=auto`` picks (issue 17; ``--precision-only`` runs just that). Load goes to
+127.0.0.1 only and is bounded in requests and seconds.
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ from harness import (
     start_service,
     stop_service,
 )
-from report import report, report_cpu, report_memory, report_overload, report_shadow
+from report import report, report_cpu, report_memory, report_overload, report_precision, report_shadow
 from scenarios import (
     Load,
     bench_cpu,
     bench_direct,
     bench_http,
     bench_load,
+    bench_precision,
     bench_shadow,
     big_image_memory,
     direct_predictor,
@@ -63,6 +67,9 @@ def main() -> None:
     parser.add_argument("--limit-s", type=float, default=90, help="time cap per HTTP measurement")
     parser.add_argument("--load-s", type=float, default=15, help="seconds of each load measurement")
     parser.add_argument("--shadow-only", action="store_true", help="only the shadow mirroring comparison")
+    parser.add_argument(
+        "--precision-only", action="store_true", help="only the fp32 / bf16 / int8 comparison"
+    )
     args = parser.parse_args()
 
     tiles = load_test_tiles(args.images)
@@ -70,19 +77,22 @@ def main() -> None:
     bodies = [multipart_body(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
     sizes = [gray.shape for gray in arrays]
     print(f"{len(tiles)} test tiles, {min(sizes)} .. {max(sizes)} px; machine: {machine()}", flush=True)
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-service.log"
     if args.shadow_only:
         report_shadow(*bench_shadow(args.model, tiles, bodies, args.rounds, args.limit_s))
         return
+    if args.precision_only:
+        report_precision(*bench_precision(args.model, arrays, bodies, args.rounds, args.limit_s, log))
+        return
 
-    session = direct_predictor(args.model, arrays).session
+    predictor = direct_predictor(args.model, arrays)
     port = free_port()
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-service.log"
     service = start_service(args.model, port, log)
     try:
         # One untimed pass so the server's threads and allocator are warm too.
         bench_http(port, bodies[:8], "json", 1, 1, args.limit_s, service.pid)
         measurements: dict[str, Callable[[], Run]] = {
-            "direct": lambda: bench_direct(session, arrays, "onnxruntime direct (c=1)")
+            "direct": lambda: bench_direct(predictor, arrays, "onnxruntime direct (c=1)")
         }
         for fmt in ("json", "png"):
             for concurrency in (1, 8):
@@ -147,6 +157,7 @@ def main() -> None:
         ]
     )
     report_shadow(*bench_shadow(args.model, tiles, bodies, args.rounds, args.limit_s))
+    report_precision(*bench_precision(args.model, arrays, bodies, args.rounds, args.limit_s, log))
 
 
 if __name__ == "__main__":

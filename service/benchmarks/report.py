@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 
 from harness import Run
-from scenarios import Load, MemoryRun, ShadowCounts, single_request_ms
+from scenarios import Load, MemoryRun, PrecisionRun, ShadowCounts, single_request_ms
 
 from tilescan_service.config import Settings  # the servers' settings come from the same environment
 
@@ -16,6 +16,9 @@ PNG_VS_JSON = 20  # a PNG answer at least this many times smaller than the JSON 
 OWN_CPU_MS = 3.0  # the service's CPU per tile beyond onnxruntime
 GOODPUT_VS_CAPACITY = 0.9  # answers/s at 64 connections over answers/s at 8
 BIG_IMAGE_PEAK_MB, BIG_IMAGE_HELD_MB = 600, 200  # memory growth while one big image is served, and after
+# Issue 17: a reduced precision's service throughput over fp32's, and the service over its runtime alone.
+PRECISION_VS_FP32 = 1.8
+SERVICE_VS_RUNTIME = 0.95
 
 
 def _verdict(met: bool) -> str:
@@ -194,3 +197,29 @@ def report_shadow(
     )
     for shadow_report in shadow_reports:
         print(f"\n`make shadow-report` {shadow_report}")
+
+
+def report_precision(runs: list[PrecisionRun], auto: dict[str, object]) -> None:
+    """Each precision's cost alone and through the service, and what the service picks by itself."""
+    fp32 = next(run for run in runs if run.precision == "fp32")
+    print(
+        "\n| precision | runtime alone, solo tiles/s | alone, side by side | service c=8 tiles/s "
+        "| service / runtime | service / fp32 service | service CPU ms/tile | service p50 ms |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for run in runs:
+        ratio = run.service.images_per_s / run.runtime_images_per_s
+        vs_fp32 = run.service.images_per_s / fp32.service.images_per_s
+        print(
+            f"| {run.precision} | {run.solo.images_per_s:.1f} | {run.side_by_side.images_per_s:.1f} "
+            f"| {run.service.images_per_s:.1f} | {ratio:.2f}x ({_verdict(ratio >= SERVICE_VS_RUNTIME)}) "
+            f"| {vs_fp32:.2f}x | {run.service.cpu_ms_per_image:.1f} | {run.service.percentile(50):.1f} |"
+        )
+    best = max(runs, key=lambda run: run.service.images_per_s)
+    gain = best.service.images_per_s / fp32.service.images_per_s
+    print(
+        f"\nfastest through the service: {best.precision}, {gain:.2f}x fp32 "
+        f"(goal >= {PRECISION_VS_FP32}x: {_verdict(gain >= PRECISION_VS_FP32)}); "
+        f"errors: {sum(run.service.errors for run in runs)}"
+    )
+    print(f"TILESCAN_PRECISION=auto picks {auto['precision']}: {auto['reason']}")

@@ -6,18 +6,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from harness import (
     REPO,
     Run,
@@ -40,7 +41,10 @@ from tilescan_service.schemas import OutputFormat
 from tilescan_service.testing import free_port
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import segment
-from tilescan_shared.predictor import INPUT_NAME, Predictor
+from tilescan_shared.predictor import CPU, Predictor, Variant
+from tilescan_shared.runtimes import unavailable, variant_path
+
+REDUCED = (Variant.BF16, Variant.INT8)
 
 
 def direct_predictor(model: Path, arrays: list[np.ndarray], intra_op_threads: int = 0) -> Predictor:
@@ -50,13 +54,13 @@ def direct_predictor(model: Path, arrays: list[np.ndarray], intra_op_threads: in
     return predictor
 
 
-def bench_direct(session: ort.InferenceSession, arrays: list[np.ndarray], name: str) -> Run:
-    """``session.run`` on each decoded tile once, one at a time."""
+def bench_direct(predictor: Predictor, arrays: list[np.ndarray], name: str) -> Run:
+    """The runtime alone (``predict_batch``: no decision rule) on each decoded tile once, one at a time."""
     latencies = []
     started, cpu_started = time.perf_counter(), time.process_time()
     for gray in arrays:
         t0 = time.perf_counter()
-        session.run(None, {INPUT_NAME: gray[None, None]})  # every output (a tile score too), as served
+        predictor.predict_batch(gray[None, None])  # every output (a tile score too), as served
         latencies.append(time.perf_counter() - t0)
     cpu_s = time.process_time() - cpu_started
     return Run(name, latencies, time.perf_counter() - started, cpu_s=cpu_s)
@@ -418,13 +422,12 @@ def bench_cpu(
     Returns the runs by name (the server's CPU in ``cpu_s``) and onnxruntime's seconds in the server.
     """
     predictor = direct_predictor(args.model, arrays, intra_op_threads=1)
-    session = predictor.session
     port = free_port()
     service = start_service(args.model, port, log, TILESCAN_INTRA_OP_THREADS="1")
     try:
         bench_http(port, bodies[:8], "json", 1, 1, args.limit_s, service.pid)
         measurements: dict[str, Callable[[], Run]] = {
-            "direct": lambda: bench_direct(session, arrays, "onnxruntime direct (c=1, 1 thread)")
+            "direct": lambda: bench_direct(predictor, arrays, "onnxruntime direct (c=1, 1 thread)")
         }
         onnxruntime_s: dict[str, float] = {}
         for fmt in ("json", "png"):
@@ -447,6 +450,126 @@ def bench_cpu(
 def inference_cpu_s(port: int) -> float:
     """The server's ``tilescan_inference_cpu_seconds_total``, all lanes."""
     return sum(s.value for s in metric_samples(port) if s.name == "tilescan_inference_cpu_seconds_total")
+
+
+@dataclass(frozen=True)
+class PrecisionRun:
+    """One precision: its runtime alone at its best layout, and the service pinned to it at 8 clients."""
+
+    precision: str
+    solo: Run  # the runtime alone, one inference at a time on every thread
+    side_by_side: Run  # the runtime alone, ``slots`` single-thread inferences at once
+    service: Run  # the HTTP service at 8 connections, JSON
+
+    @property
+    def runtime_images_per_s(self) -> float:
+        return max(self.solo.images_per_s, self.side_by_side.images_per_s)
+
+
+def measurement_model(model: Path, folder: Path) -> Path:
+    """A copy of ``model`` (and its int8 sibling) that lists every reduced precision as passed.
+
+    For timing only: which precisions the served model may run is evaluation's call, and a precision
+    that failed it still has a cost worth knowing.
+    """
+    import onnx
+
+    from tilescan_shared.model_info import read_info, stamp
+
+    copy = folder / model.name
+    for variant in Variant:
+        source = variant_path(model, variant)
+        if source.exists():
+            loaded = onnx.load(str(source))
+            info = read_info(loaded)
+            listed = {v.value: info.variants.get(v.value, {"timing only": True}) for v in REDUCED}
+            stamp(loaded, replace(info, variants=listed))
+            onnx.save(loaded, str(variant_path(copy, variant)))
+    return copy
+
+
+def bench_precision(
+    model: Path,
+    arrays: list[np.ndarray],
+    bodies: list[tuple[bytes, str]],
+    rounds: int,
+    limit_s: float,
+    log: Path,
+) -> tuple[list[PrecisionRun], dict[str, str]]:
+    """Each precision that can run here, in turn round by round: the runtime alone (solo and side by
+    side, as the service's two lanes) and a service pinned to it at 8 connections. Also returns what
+    the service picks with the default ``TILESCAN_PRECISION=auto`` (its ``/model`` runtime card)."""
+    slots = Settings().inference_slots
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = measurement_model(model, Path(tmp))
+        precisions = [v for v in Variant if unavailable(v, copy, [CPU]) is None]
+        services, measurements = {}, {}
+        try:
+            for variant in precisions:
+                port = free_port()
+                services[variant] = start_service(
+                    copy,
+                    port,
+                    log.with_name(f"tilescan-bench-{variant}.log"),
+                    TILESCAN_PRECISION=variant.value,
+                )
+                solo = Predictor(copy, variant=variant)
+                shared = Predictor(copy, intra_op_threads=1, variant=variant, parallel_runs=slots)
+                solo.predict(arrays[0]), shared.predict(arrays[0])
+                bench_direct(solo, arrays, "warm")  # OpenVINO compiles each new tile size once
+                bench_http(port, bodies, "json", 8, 1, limit_s, services[variant].pid)
+                measurements[f"{variant} solo"] = partial(
+                    bench_direct, solo, arrays, f"{variant} alone, solo"
+                )
+                measurements[f"{variant} side by side"] = partial(
+                    bench_side_by_side, shared, arrays, slots, f"{variant} alone, {slots} at once"
+                )
+                measurements[f"{variant} service"] = partial(
+                    bench_http, port, bodies, "json", 8, 1, limit_s, services[variant].pid
+                )
+            runs = interleaved(rounds, measurements)
+            port = free_port()
+            auto = start_service(copy, port, log.with_name("tilescan-bench-auto.log"))
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn.request("GET", "/model")
+                card = json.loads(conn.getresponse().read())["runtime"]
+            finally:
+                stop_service(auto)
+        finally:
+            for service in services.values():
+                stop_service(service)
+    results = [
+        PrecisionRun(v.value, runs[f"{v} solo"], runs[f"{v} side by side"], runs[f"{v} service"])
+        for v in precisions
+    ]
+    return results, card
+
+
+def bench_side_by_side(predictor: Predictor, arrays: list[np.ndarray], threads: int, name: str) -> Run:
+    """``threads`` callers share the tiles, each running one inference at a time on ``predictor``."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    queue = iter(arrays)
+
+    def caller() -> None:
+        while True:
+            with lock:
+                gray = next(queue, None)
+            if gray is None:
+                return
+            t0 = time.perf_counter()
+            predictor.predict_batch(gray[None, None])
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    callers = [threading.Thread(target=caller) for _ in range(threads)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+    return Run(name, latencies, time.perf_counter() - started, cpu_s=time.process_time() - cpu_started)
 
 
 def single_request_ms(runs: list[Run]) -> float:

@@ -82,8 +82,8 @@ def test_every_stage_writes_its_outputs(pipeline_repo: Path):
     assert (repo / "models/checkpoints/best.ckpt").is_file()
     assert (repo / "dvclive/metrics.json").is_file()
     assert (repo / "dvclive/plots/metrics/val/pixel_dice_max.tsv").is_file()
-    assert (repo / "models/exported.onnx").is_file()
-    assert (repo / "models/candidate.onnx").is_file()
+    for model in ("exported", "candidate"):
+        assert (repo / f"models/{model}.onnx").is_file() and (repo / f"models/{model}.int8.onnx").is_file()
     assert not (repo / "models/tilescan.onnx").exists()  # the served model changes only by `make promote`
     for png in ("dice_vs_threshold.png", "training_curves.png", "tile_pr.png"):
         assert (repo / "evaluation/plots" / png).stat().st_size > 1000
@@ -113,6 +113,14 @@ def test_metrics_and_sealed_model(pipeline_repo: Path):
     assert json.loads(props["metrics"])["dice"] == metrics["dice"]
     exported = {p.key: p.value for p in onnx.load(str(pipeline_repo / "models/exported.onnx")).metadata_props}
     assert props["version"] == exported["version"]
+    # every reduced precision is judged; the metadata lists those that passed, with their scores
+    assert set(metrics["variants"]) == {"bf16", "int8"}
+    passed = {name: report for name, report in metrics["variants"].items() if report["passed"]}
+    assert json.loads(props["variants"]) == passed
+    for report in metrics["variants"].values():
+        assert report["passed"] or report["why"]
+    int8_props = {p.key: p.value for p in onnx.load(str(model.with_suffix(".int8.onnx"))).metadata_props}
+    assert int8_props["variants"] == props["variants"] and int8_props["version"] == props["version"]
 
     inference = Predictor(model).predict(np.zeros((77, 131), np.uint8))
     assert inference.probability.shape == (77, 131)

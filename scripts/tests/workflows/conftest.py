@@ -146,7 +146,7 @@ class Sandbox:
         model = self.work / path
         model.parent.mkdir(exist_ok=True)
         write_tiny_model(model, threshold=threshold, version=version)
-        metrics = model_scores(
+        metrics, _ = model_scores(
             model, ["dice", "iou", "false_alarm_rate", "recall"], load_test_split(self.work)
         )
         write_tiny_model(model, threshold=threshold, version=version, metrics=metrics)

@@ -51,7 +51,7 @@ def trained(sandbox, version: str, threshold: float) -> None:
     write_tiny_model(out / "models/candidate.onnx", threshold=threshold, version=version)
     (out / "evaluation").mkdir()
     names = ["dice", "iou", "false_alarm_rate"]
-    metrics = model_scores(out / "models/candidate.onnx", names, load_test_split(sandbox.work))
+    metrics, _ = model_scores(out / "models/candidate.onnx", names, load_test_split(sandbox.work))
     (out / "evaluation/metrics.json").write_text(json.dumps(metrics) + "\n")
 
 

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     providers: str = "auto"
     intra_op_threads: Annotated[int, Field(ge=0)] = 0  # 0 = onnxruntime's default (all cores)
     inter_op_threads: Annotated[int, Field(ge=0)] = 0
+    # "auto" = time fp32 and the reduced precisions the model passed evaluation with, serve the fastest
+    # (tilescan_service.runtime_choice); or pin one (falls back to fp32 where it cannot run)
+    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
 
     # Seconds between checks of the model file for a replacement (hot swap); 0 = never check.
     model_watch_interval: Annotated[float, Field(ge=0)] = 2.0
@@ -42,7 +45,11 @@ class Settings(BaseSettings):
     header_timeout_seconds: Annotated[float, Field(gt=0)] = 10  # request line + headers, per request
     body_timeout_seconds: Annotated[float, Field(gt=0)] = 20  # the whole upload, from its headers
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 30  # from arrival to the answer's start
-    # Waiting for an inference turn, after decoding; past it 503 + Retry-After (0: no limit but the above).
+    # Waiting for an inference turn, after decoding; past it 503 + Retry-After. A request may wait this
+    # many times what the work queued ahead of it (its pixels, at the rate timed at start-up) should
+    # take (0: no such limit) ...
+    queue_wait_ratio: Annotated[float, Field(ge=0)] = 1.25
+    # ... and at most this long (0: no fixed limit).
     queue_timeout_seconds: Annotated[float, Field(ge=0)] = 0
     # Open connections served; beyond it uvicorn answers 503 (its limit_concurrency).
     max_connections: Annotated[int, Field(ge=1)] = 256

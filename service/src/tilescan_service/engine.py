@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from tilescan_service.config import Settings
 from tilescan_service.memory import BIG_IMAGE_PIXELS, big_image_allocation, release_free_memory
 from tilescan_service.observability.metrics import ServiceMetrics
+from tilescan_service.runtime_choice import RuntimeChoice, choose
 from tilescan_service.scheduling import InferenceSlots, Lane
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import DecisionRule, Segmentation, segment
@@ -24,6 +25,9 @@ from tilescan_shared.predictor import Predictor
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed"]
+# The timing covers inference only; a turn also holds the decision rule and the rendering (about a
+# millisecond a tile), and a short line jitters: no request is shed sooner than this.
+MIN_QUEUE_WAIT_SECONDS = 0.1
 T = TypeVar("T")
 
 
@@ -32,7 +36,7 @@ class NotReadyError(Exception):
 
 
 class QueueTimeoutError(Exception):
-    """No inference turn came within ``queue_timeout_seconds``: the request left the line."""
+    """No inference turn came within the request's queue limit: it left the line."""
 
 
 @dataclass(frozen=True)
@@ -56,17 +60,6 @@ class Prediction:
         return self.segmentation.defect_pixels / (self.height * self.width)
 
 
-@dataclass(frozen=True)
-class _Sessions:
-    """One model file, opened for both lanes of :mod:`tilescan_service.scheduling`."""
-
-    solo: Predictor  # ``intra_op_threads`` threads: a prediction alone
-    shared: Predictor  # one thread: predictions side by side (``solo`` itself when that has one thread)
-
-    def lane(self, lane: Lane) -> Predictor:
-        return self.solo if lane is Lane.SOLO else self.shared
-
-
 class Engine:
     """Owns the model's sessions; ``predict`` is safe to await from many requests at once."""
 
@@ -75,7 +68,7 @@ class Engine:
         self.metrics = metrics
         self.status: Status = "loading"
         self.error: str | None = None
-        self._sessions: _Sessions | None = None
+        self._choice: RuntimeChoice | None = None
         self.slots = InferenceSlots(settings.inference_slots, settings.max_image_pixels)
         # One thread per slot, so a granted inference starts at once.
         self._inference_pool = ThreadPoolExecutor(settings.inference_slots, thread_name_prefix="inference")
@@ -93,23 +86,28 @@ class Engine:
     @property
     def predictor(self) -> Predictor:
         """The session a lone prediction runs on (the model card and the providers come from it)."""
-        return self._current().solo
+        return self._current().sessions.solo
 
-    def _current(self) -> _Sessions:
-        if self._sessions is None or not self.ready:
+    @property
+    def runtime(self) -> RuntimeChoice:
+        """The precision and layout served, with the timings that chose them."""
+        return self._current()
+
+    def _current(self) -> RuntimeChoice:
+        if self._choice is None or not self.ready:
             raise NotReadyError(self.error or "the model is still loading")
-        return self._sessions
+        return self._choice
 
     def load(self) -> None:
-        """Open the ONNX sessions and run one warm-up inference on each (blocking; run it in a thread)."""
+        """Open, warm up and time the model's sessions, serve the fastest (blocking; run in a thread)."""
         started = time.perf_counter()
-        sessions = self._open("model load failed")
-        if sessions is None:
+        choice = self._open("model load failed")
+        if choice is None:
             # Clients see that it failed; the path and onnxruntime's message are for the log only.
             self.status, self.error = "failed", "the model failed to load; the service log says why"
             return
-        self._serve(sessions)
-        log.info("model ready", extra=_describe(sessions.solo, started))
+        self._serve(choice)
+        log.info("model ready", extra=_describe(choice, started))
 
     def reload(self) -> bool:
         """Load the model file again and swap it in once warmed up (blocking; run it in a thread).
@@ -118,44 +116,38 @@ class Engine:
         file that fails to load or warm up leaves the old model serving. True when swapped.
         """
         started = time.perf_counter()
-        previous = self._sessions.solo.info.version if self._sessions is not None else None
-        sessions = self._open("model reload failed; the model already loaded keeps serving")
-        self.metrics.reloads.labels("failure" if sessions is None else "success").inc()
-        if sessions is None:
+        previous = self._choice.sessions.solo.info.version if self._choice is not None else None
+        choice = self._open("model reload failed; the model already loaded keeps serving")
+        self.metrics.reloads.labels("failure" if choice is None else "success").inc()
+        if choice is None:
             return False
-        self._serve(sessions)
-        log.info("model swapped", extra={"previous_version": previous, **_describe(sessions.solo, started)})
+        self._serve(choice)
+        log.info("model swapped", extra={"previous_version": previous, **_describe(choice, started)})
         return True
 
-    def _open(self, failure: str) -> _Sessions | None:
-        """Warmed-up sessions on the model file, or None (logged with ``failure``) if they cannot be."""
-        settings = self.settings
+    def _open(self, failure: str) -> RuntimeChoice | None:
+        """Warmed-up, timed sessions on the model file, or None (logged with ``failure``) on failure."""
         try:
-            solo = self._warm(settings.intra_op_threads)
-            one_thread = settings.intra_op_threads == 1 or settings.inference_slots == 1
-            sessions = _Sessions(solo, solo if one_thread else self._warm(1))
+            return choose(self.settings)
         except Exception:
-            log.exception(failure, extra={"model_path": str(settings.model_path)})
+            log.exception(failure, extra={"model_path": str(self.settings.model_path)})
             return None
-        return sessions
 
-    def _warm(self, intra_op_threads: int) -> Predictor:
-        predictor = Predictor(
-            self.settings.model_path,
-            providers=self.settings.provider_list,
-            intra_op_threads=intra_op_threads,
-            inter_op_threads=self.settings.inter_op_threads,
-        )
-        # The first run allocates buffers and picks kernels; pay for it before the first client does.
-        predictor.predict(np.zeros(predictor.info.working_size, dtype=np.uint8))
-        return predictor
-
-    def _serve(self, sessions: _Sessions) -> None:
-        """Make ``sessions`` the ones new requests get (one attribute store: atomic for other threads)."""
-        info = sessions.solo.info
+    def _serve(self, choice: RuntimeChoice) -> None:
+        """Make ``choice`` the sessions new requests get (one attribute store: atomic for other threads)."""
+        solo = choice.sessions.solo
         self.metrics.model.clear()
-        self.metrics.model.labels(info.name, info.version, ",".join(sessions.solo.providers)).set(1)
-        self._sessions = sessions
+        self.metrics.model.labels(
+            solo.info.name, solo.info.version, ",".join(solo.providers), choice.precision.value
+        ).set(1)
+        self.metrics.runtime_timing.clear()
+        for timing in choice.timings:
+            self.metrics.runtime_timing.labels(timing.precision, "solo").set(timing.solo_ms / 1000)
+            if timing.shared_ms is not None:
+                self.metrics.runtime_timing.labels(timing.precision, "shared").set(timing.shared_ms / 1000)
+        # The shared lane only where it pays on this machine (tilescan_service.runtime_choice).
+        self.slots.concurrency = self.settings.inference_slots if choice.side_by_side else 1
+        self._choice = choice
         self.status, self.error = "ready", None
 
     def close(self) -> None:
@@ -171,7 +163,8 @@ class Engine:
         Raises ``tilescan_shared.image.ImageError`` for bad bytes. How many may wait here is
         bounded before the upload is read, by :mod:`tilescan_service.admission`.
         """
-        sessions = self._current()
+        choice = self._current()
+        sessions = choice.sessions
         self._pending += 1
         self.metrics.queued.inc()
         try:
@@ -182,7 +175,7 @@ class Engine:
                 if threshold is None
                 else replace(sessions.solo.info.rule, threshold=threshold)
             )
-            lane = await self._turn(gray.size)
+            lane = await self._turn(gray.size, choice.seconds_per_pixel)
             work = asyncio.get_running_loop().run_in_executor(
                 self._inference_pool, _infer, sessions.lane(lane), gray, rule, finish
             )
@@ -204,29 +197,51 @@ class Engine:
             await asyncio.to_thread(release_free_memory)
         return prediction, result
 
-    async def _turn(self, pixels: int) -> Lane:
-        """Wait for an inference turn, at most ``queue_timeout_seconds`` when set.
+    async def _turn(self, pixels: int, seconds_per_pixel: float) -> Lane:
+        """Wait for an inference turn, at most :meth:`queue_limit` seconds.
 
         A request that would wait longer leaves the line before any inference work, so the answers
         that do come waited at most that long, and the requests shed cost no inference.
         """
-        limit = self.settings.queue_timeout_seconds or None
+        limit = self.queue_limit(pixels, seconds_per_pixel)
         try:
             async with asyncio.timeout(limit):
                 return await self.slots.acquire(pixels)
         except TimeoutError:
             self.metrics.queue_timeouts.inc()
             raise QueueTimeoutError(
-                f"no inference turn within {limit:g} s: the service is busy; retry later"
+                f"no inference turn within {limit:.2f} s: the service is busy; retry later"
             ) from None
 
+    def queue_limit(self, pixels: int, seconds_per_pixel: float) -> float | None:
+        """How long a request of ``pixels`` may wait for its turn from now (None: no limit).
 
-def _describe(predictor: Predictor, started: float) -> dict[str, object]:
+        ``queue_wait_ratio`` times what the pixels running and waiting ahead of it, and its own,
+        should take at the rate timed at start-up (at least ``MIN_QUEUE_WAIT_SECONDS``): a tile
+        queued behind a big image may wait for it, and a line that moves slower than the machine
+        can go is cut short. ``queue_timeout_seconds`` caps it.
+        """
+        limits = []
+        if self.settings.queue_wait_ratio:
+            ahead = self.slots.running_pixels + self.slots.waiting_pixels + pixels
+            expected = self.settings.queue_wait_ratio * ahead * seconds_per_pixel
+            limits.append(max(expected, MIN_QUEUE_WAIT_SECONDS))
+        if self.settings.queue_timeout_seconds:
+            limits.append(self.settings.queue_timeout_seconds)
+        return min(limits, default=None)
+
+
+def _describe(choice: RuntimeChoice, started: float) -> dict[str, object]:
     """The log fields of a freshly loaded model."""
+    predictor = choice.sessions.solo
     return {
         "model": predictor.info.name,
         "version": predictor.info.version,
         "providers": predictor.providers,
+        "precision": choice.precision.value,
+        "precision_reason": choice.reason,
+        "timings_ms": [asdict(timing) for timing in choice.timings],
+        "side_by_side": choice.side_by_side,
         "load_seconds": round(time.perf_counter() - started, 3),
     }
 

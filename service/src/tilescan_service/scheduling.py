@@ -42,6 +42,11 @@ class InferenceSlots:
         """Predictions waiting for a turn."""
         return sum(not turn.done() for _, turn in self._waiters)
 
+    @property
+    def waiting_pixels(self) -> int:
+        """The pixels of the predictions waiting for a turn."""
+        return sum(pixels for pixels, turn in self._waiters if not turn.done())
+
     async def acquire(self, pixels: int) -> Lane:
         """Wait for a turn for an image of ``pixels`` pixels; the caller must :meth:`release` it."""
         turn: asyncio.Future[Lane] = asyncio.get_running_loop().create_future()

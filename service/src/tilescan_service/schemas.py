@@ -158,6 +158,25 @@ class Readiness(BaseModel):
     detail: str | None = Field(None, description="why the service is not ready")
 
 
+class PrecisionTiming(BaseModel):
+    precision: Literal["fp32", "bf16", "int8"]
+    solo_ms: float = Field(description="one working-size tile, alone on every thread")
+    shared_ms: float | None = Field(
+        description="per tile, with every inference slot running side by side on one thread (null: one slot)"
+    )
+
+
+class RuntimeCard(BaseModel):
+    """How the model runs on this machine, chosen by timing (tilescan_service.runtime_choice)."""
+
+    precision: Literal["fp32", "bf16", "int8"] = Field(description="the precision served")
+    reason: str = Field(description="why this precision, and why any other could not run here")
+    side_by_side: bool = Field(
+        description="waiting predictions share the CPUs one thread each (else one at a time)"
+    )
+    timings: list[PrecisionTiming] = Field(description="every precision timed at load")
+
+
 class ModelCard(RuleFields):
     """The served model, from its ONNX metadata, and how it runs here."""
 
@@ -174,7 +193,14 @@ class ModelCard(RuleFields):
                     "working_size": [256, 256],
                     "metrics": {"test/dice": 0.71},
                     "train_params": {"epochs": 15},
-                    "providers": ["CPUExecutionProvider"],
+                    "providers": ["OpenVINO CPU"],
+                    "variants": {"bf16": {"passed": True, "test": {"dice": 0.896}}},
+                    "runtime": {
+                        "precision": "bf16",
+                        "reason": "bf16: the fastest per tile (fp32 33.1 ms, bf16 17.5 ms, int8 19.0 ms)",
+                        "side_by_side": True,
+                        "timings": [{"precision": "fp32", "solo_ms": 38.0, "shared_ms": 33.1}],
+                    },
                 }
             ]
         }
@@ -187,4 +213,10 @@ class ModelCard(RuleFields):
     )
     metrics: dict[str, Any] = Field(description="test-split metrics written by the evaluate stage")
     train_params: dict[str, Any]
-    providers: list[str] = Field(description="onnxruntime execution providers in use")
+    providers: list[str] = Field(
+        description="where it runs: onnxruntime execution providers, or OpenVINO's device"
+    )
+    variants: dict[str, Any] = Field(
+        description="reduced precisions that passed evaluation against fp32, with their val and test scores"
+    )
+    runtime: RuntimeCard

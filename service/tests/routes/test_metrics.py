@@ -45,7 +45,12 @@ def test_metrics_count_requests_by_route_and_status_and_time_inference(
     assert samples[("tilescan_image_pixels_sum", frozenset())] >= 2400
     assert samples[("tilescan_http_requests_in_flight", frozenset())] == 1  # the scrape itself
     info = frozenset(
-        {("name", "tilescan-tiny"), ("version", "tiny0001"), ("providers", "CPUExecutionProvider")}
+        {
+            ("name", "tilescan-tiny"),
+            ("version", "tiny0001"),
+            ("providers", "CPUExecutionProvider"),
+            ("precision", "fp32"),
+        }
     )
     assert samples[("tilescan_model_info", info)] == 1
 

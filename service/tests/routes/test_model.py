@@ -7,7 +7,11 @@ def test_model_describes_the_served_model_from_its_metadata(client: TestClient) 
     response = client.get("/model")
 
     assert response.status_code == 200
-    assert response.json() == {
+    card = response.json()
+    runtime = card.pop("runtime")
+    assert runtime["precision"] == "fp32" and runtime["reason"].startswith("fp32: the only precision")
+    assert [timing["precision"] for timing in runtime["timings"]] == ["fp32"]
+    assert card == {
         "name": "tilescan-tiny",
         "version": "tiny0001",
         "threshold": 0.5,
@@ -18,4 +22,5 @@ def test_model_describes_the_served_model_from_its_metadata(client: TestClient) 
         "metrics": {"dice": 0.5, "iou": 0.33},
         "train_params": {"note": "test model"},
         "providers": ["CPUExecutionProvider"],
+        "variants": {},
     }

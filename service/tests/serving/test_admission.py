@@ -18,6 +18,7 @@ import pytest
 
 from tilescan_service.client import multipart_body
 from tilescan_service.config import Settings
+from tilescan_service.engine import MIN_QUEUE_WAIT_SECONDS
 
 PREDICT_499 = {"route": "/predict", "method": "POST", "status": "499"}
 
@@ -206,14 +207,17 @@ def test_a_request_past_its_deadline_gets_504(
 
 
 @pytest.mark.parametrize(
-    ("limit", "status", "error", "first_status", "queue_timeouts"),
+    ("limit", "status", "error", "first_status", "queue_timeouts", "least_seconds"),
     [
         # The request deadline: every request's, the running one's too (its 504 comes first).
-        ({"request_timeout_seconds": 1.0}, 504, "deadline_exceeded", 504, 0),
+        ({"request_timeout_seconds": 1.0, "queue_wait_ratio": 0}, 504, "deadline_exceeded", 504, 0, 0.9),
         # The queue timeout: only a request still waiting for its turn; a busy answer to retry.
-        ({"queue_timeout_seconds": 0.5}, 503, "queue_timeout", 200, 1),
+        ({"queue_timeout_seconds": 0.5, "queue_wait_ratio": 0}, 503, "queue_timeout", 200, 1, 0.45),
+        # By default the wait scales with the work ahead: a stuck line (the tiny model's inference
+        # takes microseconds) sheds at the floor.
+        ({}, 503, "queue_timeout", 200, 1, MIN_QUEUE_WAIT_SECONDS * 0.9),
     ],
-    ids=["request-deadline", "queue-timeout"],
+    ids=["request-deadline", "queue-timeout", "scaled-wait"],
 )
 def test_a_request_still_waiting_for_its_turn_past_its_time_limit_leaves_the_line(
     live: Callable,
@@ -226,6 +230,7 @@ def test_a_request_still_waiting_for_its_turn_past_its_time_limit_leaves_the_lin
     error: str,
     first_status: int,
     queue_timeouts: int,
+    least_seconds: float,
 ) -> None:
     """Every answer's wait is bounded, and a request shed while waiting never reaches inference."""
     settings = Settings(model_path=tiny_model, inference_concurrency=1, log_level="WARNING", **limit)
@@ -244,7 +249,7 @@ def test_a_request_still_waiting_for_its_turn_past_its_time_limit_leaves_the_lin
 
     assert (late.status_code, late.json()["error"]) == (status, error)
     assert late.headers.get("retry-after") == ("1" if status == 503 else None)
-    assert 0.4 < seconds < 3
+    assert least_seconds < seconds < 3
     assert pending_after <= 1  # it left the line at once
     assert first.status_code == first_status
     assert counted == queue_timeouts

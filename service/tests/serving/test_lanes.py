@@ -7,15 +7,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tilescan_service import runtime_choice
 from tilescan_service.config import Settings
+from tilescan_service.runtime_choice import Timing
 
 
 def test_requests_that_wait_run_side_by_side_and_get_the_same_masks(
-    live: Callable, blocked_inference: Callable, until: Callable, tiny_model: Path, square_png: bytes
+    live: Callable,
+    blocked_inference: Callable,
+    until: Callable,
+    tiny_model: Path,
+    square_png: bytes,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The tiny model's timing may favour either layout; this machine "measured" side by side as faster.
+    monkeypatch.setattr(runtime_choice, "_time", lambda sessions, tile, slots: Timing("fp32", 2.0, 1.0))
     settings = Settings(
-        model_path=tiny_model, intra_op_threads=2, inference_concurrency=2, log_level="WARNING"
+        model_path=tiny_model,
+        intra_op_threads=2,
+        inference_concurrency=2,
+        queue_wait_ratio=0,  # the line is held up on purpose
+        log_level="WARNING",
     )
 
     def post() -> httpx.Response:
@@ -39,3 +53,20 @@ def test_requests_that_wait_run_side_by_side_and_get_the_same_masks(
     assert answers[1].json()["pred"] == answers[2].json()["pred"] == answers[0].json()["pred"]
     assert len(ran) == 1  # only the first ran on the solo session
     assert (solo, shared) == (1, 2)
+
+
+def test_where_one_inference_on_every_thread_is_faster_nothing_runs_side_by_side(
+    live: Callable, tiny_model: Path, square_png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime_choice, "_time", lambda sessions, tile, slots: Timing("fp32", 1.0, 2.0))
+    settings = Settings(
+        model_path=tiny_model, intra_op_threads=2, inference_concurrency=2, log_level="WARNING"
+    )
+    with live(settings) as server, ThreadPoolExecutor(4) as pool:
+        assert server.app.state.engine.slots.concurrency == 1
+        posts = [
+            pool.submit(httpx.post, f"{server.url}/predict", files={"image": square_png}) for _ in range(8)
+        ]
+        assert [p.result().status_code for p in posts] == [200] * 8
+        assert server.metric("tilescan_inference_duration_seconds_count", lane="shared") == 0
+        assert server.metric("tilescan_inference_duration_seconds_count", lane="solo") == 8

@@ -2,7 +2,9 @@
 
 ``metadata_props`` keys: ``name``, ``version``, ``threshold``, ``min_region_area``, ``min_region_peak``,
 ``tile_threshold`` (absent for a model without a tile decision), ``working_size`` (JSON
-``[height, width]``) and the JSON documents ``train_params``, ``export_params`` and ``metrics``.
+``[height, width]``) and the JSON documents ``train_params``, ``export_params``, ``metrics`` and
+``variants`` (the reduced precisions that passed evaluation against fp32, each with its scores; see
+:mod:`tilescan_shared.runtimes`).
 Training's export and evaluate stages write them with :func:`stamp`; the service reads them with
 :meth:`ModelInfo.from_props` (through :class:`~tilescan_shared.predictor.Predictor`).
 
@@ -36,6 +38,7 @@ class ModelInfo:
     train_params: dict[str, Any] = field(default_factory=dict)
     export_params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_props(cls, props: dict[str, str]) -> ModelInfo:
@@ -55,6 +58,7 @@ class ModelInfo:
             train_params=json.loads(props.get("train_params", "{}")),
             export_params=json.loads(props.get("export_params", "{}")),
             metrics=json.loads(props.get("metrics", "{}")),
+            variants=json.loads(props.get("variants", "{}")),
         )
 
     def to_props(self) -> dict[str, str]:
@@ -75,6 +79,7 @@ class ModelInfo:
             "train_params": json.dumps(self.train_params),
             "export_params": json.dumps(self.export_params),
             "metrics": json.dumps(self.metrics),
+            "variants": json.dumps(self.variants),
         }
 
 

@@ -9,6 +9,7 @@ Contract of ``models/tilescan.onnx`` (written by training's export stage):
 * ``metadata_props``: see :mod:`tilescan_shared.model_info` (its one reader and writer).
 
 Normalisation, resizing and the sigmoid live inside the graph, so callers only decode the image.
+The same contract runs at several precisions, each on its runtime (:mod:`tilescan_shared.runtimes`).
 """
 
 from __future__ import annotations
@@ -18,30 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from tilescan_shared.model_info import ModelInfo
+from tilescan_shared.runtimes import CPU, CUDA, Variant, open_session, resolve_providers
+
+__all__ = ["CPU", "CUDA", "Inference", "Predictor", "Variant", "resolve_providers"]
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
 TILE_OUTPUT_NAME = "tile_score"
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
-
-
-def resolve_providers(requested: str | Sequence[str] = "auto") -> list[str]:
-    """Turn ``"auto"`` or an explicit list into onnxruntime execution providers.
-
-    ``auto`` means CUDA when this onnxruntime build offers it, then CPU as the fallback.
-    """
-    available = ort.get_available_providers()
-    if requested == "auto":
-        return [CUDA, CPU] if CUDA in available else [CPU]
-    wanted = [requested] if isinstance(requested, str) else list(requested)
-    unknown = [p for p in wanted if p not in available]
-    if unknown:
-        raise ValueError(f"execution providers {unknown} are not available; this build offers {available}")
-    return wanted
 
 
 @dataclass(frozen=True)
@@ -53,7 +39,11 @@ class Inference:
 
 
 class Predictor:
-    """One onnxruntime session over a tilescan model file; thread-safe for concurrent ``predict`` calls."""
+    """One runtime session over a tilescan model file; thread-safe for concurrent ``predict`` calls.
+
+    ``variant`` picks the precision (fp32 by default); ``parallel_runs`` is how many ``predict`` calls
+    are expected side by side (OpenVINO sizes its streams by it; onnxruntime needs nothing).
+    """
 
     def __init__(
         self,
@@ -61,25 +51,22 @@ class Predictor:
         providers: str | Sequence[str] = "auto",
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
+        variant: Variant | str = Variant.FP32,
+        parallel_runs: int = 1,
     ) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = inter_op_threads
-        # onnxruntime's CPU arena keeps the peak of the largest image ever seen for the session's
-        # life; without it that memory goes back at once, and a typical tile runs as fast
-        # (docs/benchmarks.md, "Memory").
-        options.enable_cpu_mem_arena = False
-        self.session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=resolve_providers(providers)
+        self.variant = Variant(variant)
+        self.session = open_session(
+            model_path, self.variant, providers, intra_op_threads, inter_op_threads, parallel_runs
         )
-        self.info = ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map)
-        names = {output.name for output in self.session.get_outputs()}
-        self.outputs = [OUTPUT_NAME] + ([TILE_OUTPUT_NAME] if TILE_OUTPUT_NAME in names else [])
+        self.info = ModelInfo.from_props(self.session.metadata)
+        self.outputs = [OUTPUT_NAME] + (
+            [TILE_OUTPUT_NAME] if TILE_OUTPUT_NAME in self.session.output_names else []
+        )
 
     @property
     def providers(self) -> list[str]:
-        """The execution providers the session really uses (CUDA may have fallen back to CPU)."""
-        return self.session.get_providers()
+        """Where the session really runs (CUDA may have fallen back to CPU; OpenVINO says its device)."""
+        return self.session.providers
 
     def predict(self, gray: np.ndarray) -> Inference:
         """Defect probability ``float32 (H, W)`` and tile score for one ``uint8 (H, W)`` grayscale image."""

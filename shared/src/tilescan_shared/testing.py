@@ -18,12 +18,14 @@ def write_tiny_model(
     min_region_peak: float = 0.0,
     tile_threshold: float | None = None,
     metrics: dict[str, float] | None = None,
+    variants: dict[str, dict] | None = None,
 ) -> Path:
     """Write a model with the tilescan contract whose probability is simply ``pixel / 255``.
 
     Bright pixels are "defects", so tests can draw the answer they expect. With ``tile_threshold``,
     the model also has a tile decision head: its tile score is the brightest pixel's probability.
-    ``metrics``: the test metrics stamped in its metadata, as evaluate would (default: made up).
+    ``metrics``: the test metrics stamped in its metadata, as evaluate would (default: made up);
+    ``variants``: the reduced precisions it lists as passed (their files are the caller's to write).
     """
     import onnx
     from onnx import TensorProto, helper
@@ -43,7 +45,7 @@ def write_tiny_model(
         outputs.append(helper.make_tensor_value_info(TILE_OUTPUT_NAME, TensorProto.FLOAT, ["N"]))
     graph = helper.make_graph(
         nodes,
-        "tiny_tilescan",
+        f"tiny_tilescan_{version}",  # as in an exported model, another version is another network
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", 1, "H", "W"])],
         outputs,
         initializer=[scale],
@@ -57,6 +59,7 @@ def write_tiny_model(
         working_size=[8, 8],
         train_params={"note": "test model"},
         metrics=metrics or {"dice": 0.5, "iou": 0.33},
+        variants=variants or {},
     )
     stamp(model, info)
     onnx.checker.check_model(model)

@@ -84,7 +84,7 @@ def test_equal_scores_from_a_new_model_do_not_clear_the_minimum_improvement(base
 def test_identical_model_passes_so_code_changes_can_deploy(baseline, capsys):
     code, out = run_gate(capsys)
     assert code == 0
-    assert "model identical to BASE's" in out
+    assert "the same network and rule as BASE's" in out
 
 
 def test_first_model_is_judged_on_the_floor_alone(repo, capsys):

@@ -17,6 +17,20 @@ def test_a_better_candidate_becomes_the_served_model(repo, capsys):
     assert "models/tilescan.onnx is now the candidate" in capsys.readouterr().out
 
 
+def test_the_int8_sibling_is_promoted_with_its_model_and_never_left_stale(repo):
+    repo.model(0.4, version="A")
+    repo.model(0.4, version="A", path="models/tilescan.int8.onnx")
+    repo.candidate(0.6, version="B")
+    assert promote.main([]) == 0
+    assert not (repo.root / "models/tilescan.int8.onnx").exists()  # A's, and B has none
+    repo.candidate(0.9, version="C")
+    repo.model(0.9, version="C", path="models/candidate.int8.onnx")
+    assert promote.main([]) == 0
+    assert (repo.root / "models/tilescan.int8.onnx").read_bytes() == (
+        repo.root / "models/candidate.int8.onnx"
+    ).read_bytes()
+
+
 def test_a_worse_candidate_leaves_the_served_model_alone(repo, capsys):
     repo.model(0.6, version="A")
     before = (repo.root / "models/tilescan.onnx").read_bytes()

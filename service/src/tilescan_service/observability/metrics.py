@@ -80,7 +80,13 @@ class ServiceMetrics:
         )
         self.model = Gauge(
             "tilescan_model_info",
-            "The model being served (value 1).",
-            ["name", "version", "providers"],
+            "The model being served (value 1), where and at which precision it runs.",
+            ["name", "version", "providers", "precision"],
+            registry=self.registry,
+        )
+        self.runtime_timing = Gauge(
+            "tilescan_runtime_inference_seconds",
+            "Seconds per working-size tile at each precision timed at load (runtime_choice), by lane.",
+            ["precision", "lane"],
             registry=self.registry,
         )

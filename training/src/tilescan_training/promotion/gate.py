@@ -11,9 +11,13 @@ Exits 0 (promote) or 1 (keep ``BASE``'s model, or the comparison could not be ma
 verdict as a Markdown table. The rules are ``promote:`` in ``params.yaml``:
 
 * the primary metric (higher is better) must reach ``floor``, always;
-* it must beat ``BASE``'s by at least ``min_improvement``, unless the model file is byte-identical to
-  ``BASE``'s (a code-only change re-deploys the same model);
-* each guard metric may regress by at most its tolerance (upwards for ``lower_is_better`` metrics).
+* it must beat ``BASE``'s by at least ``min_improvement``, unless it answers as ``BASE``'s does (the same
+  graph, weights and decision rule; other metadata may differ): a code-only change re-deploys the same
+  model;
+* each guard metric may regress by at most its tolerance (upwards for ``lower_is_better`` metrics);
+* each reduced precision the model lists (``variants`` in its metadata) is scored again beside its
+  fp32 answers and must still pass :mod:`tilescan_training.variants`' rules (where this machine can
+  run it; otherwise the verdict says it was not checked).
 
 A first model, with no model file at ``BASE``, is judged on the floor alone. A missing model or test
 split is an error rather than a pass.
@@ -28,11 +32,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tilescan_shared.predictor import CPU, Predictor
+import onnx
+
+from tilescan_shared.model_info import read_info
+from tilescan_shared.predictor import CPU, Predictor, Variant
+from tilescan_shared.runtimes import unavailable
 from tilescan_training.manifest import read_records, read_split, records_in
 from tilescan_training.params import PromoteParams, load_params
 from tilescan_training.promotion.diff import PromotionError
-from tilescan_training.scoring import Tile, load_tiles, predict_all, score
+from tilescan_training.scoring import Scored, Tile, load_tiles, predict_all, score
+from tilescan_training.variants import score_variant
 
 DATA_DIR = Path("data/ingested")
 SPLIT_CSV = Path("data/split.csv")
@@ -67,6 +76,8 @@ def judge(
     old: dict[str, float] | None,
     rules: PromoteParams,
     model_unchanged: bool = False,
+    variant_checks: tuple[Check, ...] = (),
+    variant_note: str = "",
 ) -> Verdict:
     """Apply the rules to workspace values ``new`` and baseline values ``old`` (``None``: first model)."""
     primary = rules.primary
@@ -76,7 +87,7 @@ def judge(
     if old is None:
         return Verdict(base, tuple(checks), note="first model: judged on the floor")
     if model_unchanged:
-        same = "model identical to BASE's"
+        same = "answers as BASE's model"
         checks.append(Check(f"{primary} improvement", same, old[primary], new[primary], True))
     else:
         needed = old[primary] + rules.min_improvement
@@ -95,8 +106,9 @@ def judge(
         else:
             rule, passed = f">= BASE - {tolerance:.4f}", new[name] >= old[name] - tolerance
         checks.append(Check(f"{name} guard", rule, old[name], new[name], passed))
-    note = "model file identical to BASE's" if model_unchanged else ""
-    return Verdict(base, tuple(checks), note=note)
+    notes = ["the same network and rule as BASE's"] if model_unchanged else []
+    notes += [variant_note] if variant_note else []
+    return Verdict(base, (*checks, *variant_checks), note="; ".join(notes))
 
 
 def load_test_split(repo: Path = Path()) -> list[Tile]:
@@ -110,13 +122,46 @@ def load_test_split(repo: Path = Path()) -> list[Tile]:
     return load_tiles(records, repo / DATA_DIR)
 
 
-def model_scores(model: Path, names: list[str], tiles: list[Tile]) -> dict[str, float]:
-    """``names`` from scoring ``model`` with its own rule on ``tiles``, on the CPU."""
+def model_scores(model: Path, names: list[str], tiles: list[Tile]) -> tuple[dict[str, float], list[Scored]]:
+    """``names`` from scoring ``model`` (fp32) with its own rule on ``tiles`` on the CPU, and its answers."""
     if not model.is_file():
         raise PromotionError(f"{model} not found: nothing to judge")
     predictor = Predictor(model, providers=[CPU])
-    result = score(predict_all(predictor, tiles), predictor.info.rule)
-    return {name: float(result[name]) for name in names}
+    scored = predict_all(predictor, tiles)
+    result = score(scored, predictor.info.rule)
+    return {name: float(result[name]) for name in names}, scored
+
+
+def check_variants(
+    model: Path, fp32: list[Scored], tiles: list[Tile], rules: PromoteParams
+) -> tuple[tuple[Check, ...], str]:
+    """The reduced precisions ``model`` lists, each scored again against its fp32 answers on ``tiles``."""
+    predictor = Predictor(model, providers=[CPU])
+    checks, skipped = [], []
+    for name in predictor.info.variants:
+        variant = Variant(name)
+        reason = unavailable(variant, model, [CPU])
+        if reason is not None:
+            skipped.append(f"{name} not checked here: {reason}")
+            continue
+        report = score_variant(
+            Predictor(model, providers=[CPU], variant=variant),
+            {"test": fp32},
+            {"test": tiles},
+            predictor.info.rule,
+            rules.min_improvement,
+        )
+        rule = f"vs fp32: Dice >= fp32 - {rules.min_improvement:.4f}, no more false alarms, no lower recall"
+        fp32_dice = score(fp32, predictor.info.rule)["dice"]
+        checks.append(Check(f"{name} variant", rule, fp32_dice, report["test"]["dice"], report["passed"]))
+    return tuple(checks), "; ".join(skipped)
+
+
+def same_answers(a: Path, b: Path) -> bool:
+    """Whether two model files hold the same graph, weights and decision rule (other metadata may differ)."""
+    model_a, model_b = onnx.load(str(a)), onnx.load(str(b))
+    same_graph = model_a.graph.SerializeToString() == model_b.graph.SerializeToString()
+    return same_graph and read_info(model_a).rule == read_info(model_b).rule
 
 
 def compare_models(
@@ -124,11 +169,15 @@ def compare_models(
 ) -> Verdict:
     """Judge ``model`` against ``base_model`` (``None``: first model), both scored on the same tiles."""
     names, tiles = [rules.primary, *rules.guards], load_test_split(repo)
-    new = model_scores(model, names, tiles)
+    new, answers = model_scores(model, names, tiles)
+    variant_checks, variant_note = check_variants(model, answers, tiles, rules)
     if base_model is None:
-        return judge(base, new, None, rules)
-    old = model_scores(base_model, names, tiles)
-    return judge(base, new, old, rules, model_unchanged=model.read_bytes() == base_model.read_bytes())
+        verdict = judge(base, new, None, rules)
+        note = "; ".join(filter(None, [verdict.note, variant_note]))
+        return Verdict(base, (*verdict.checks, *variant_checks), note=note)
+    old, _ = model_scores(base_model, names, tiles)
+    unchanged = same_answers(model, base_model)
+    return judge(base, new, old, rules, unchanged, variant_checks, variant_note)
 
 
 def committed_file(rev: str, path: str, repo: Path = Path()) -> bytes | None:

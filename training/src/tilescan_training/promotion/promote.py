@@ -1,7 +1,8 @@
 """``make promote``: gate the pipeline's candidate against the served model; serve it only if it passes.
 
-``dvc repro`` ends with ``models/candidate.onnx`` (the exported graph stamped with the rule chosen on val
-and its test metrics); the file the service, the images and every deployment load is ``models/tilescan.onnx``.
+``dvc repro`` ends with ``models/candidate.onnx`` (the exported graph stamped with the rule chosen on val,
+its test metrics and the reduced precisions that passed) and its int8 sibling; the files the service, the
+images and every deployment load are ``models/tilescan.onnx`` and ``models/tilescan.int8.onnx``.
 This is the one way from the first to the second: both are scored on the workspace's test split with the
 rules of :mod:`tilescan_training.promotion.gate`, and the candidate is copied over the served model only
 when the verdict is "promote". Exits 0 when it was promoted, 1 when the served model stays.
@@ -15,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from tilescan_shared.runtimes import Variant, variant_path
 from tilescan_training.params import PromoteParams, load_params
 from tilescan_training.promotion.diff import PromotionError
 from tilescan_training.promotion.gate import Verdict, compare_models, to_markdown
@@ -28,9 +30,16 @@ def promote(rules: PromoteParams, repo: Path = Path()) -> Verdict:
     except PromotionError as err:
         return Verdict("served", error=str(err))
     if verdict.promote:
-        staged = served.with_suffix(".promoting")
-        shutil.copyfile(candidate, staged)
-        os.replace(staged, served)  # atomic: a service watching the file never reads half of it
+        # The int8 sibling first: a service watching the main file reloads both once that one changes.
+        # A candidate without one (an older pipeline) must not be paired with the old model's.
+        for variant in (Variant.INT8, Variant.FP32):
+            source, target = variant_path(candidate, variant), variant_path(served, variant)
+            if not source.exists():
+                target.unlink(missing_ok=True)
+                continue
+            staged = target.with_name(target.name + ".promoting")
+            shutil.copyfile(source, staged)
+            os.replace(staged, target)  # atomic: a service watching the file never reads half of it
     return verdict
 
 

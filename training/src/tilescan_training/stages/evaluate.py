@@ -1,10 +1,12 @@
 """Stage ``evaluate``: choose the decision rule on val (:mod:`tilescan_training.calibration`), score
-test, write the metrics, plots and example panels, and seal the candidate model.
+test, judge the reduced precisions against fp32 (:mod:`tilescan_training.variants`), write the
+metrics, plots and example panels, and seal the candidate model.
 
 Every number comes from ``shared``'s :class:`Predictor` and :func:`segment` on the exported ONNX
 file at each image's native resolution, i.e. from the code the service runs. Test is only scored. The
-chosen rule and the test metrics are stamped into ``models/candidate.onnx``; ``make promote`` gates it
-against the served model before it replaces ``models/tilescan.onnx``.
+chosen rule, the test metrics and the variants that passed are stamped into ``models/candidate.onnx``
+(and its int8 sibling ``models/candidate.int8.onnx``); ``make promote`` gates it against the served
+model before it replaces ``models/tilescan.onnx``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import onnx
 from tilescan_shared.masks import DecisionRule, segment
 from tilescan_shared.metrics import tile_curve
 from tilescan_shared.model_info import read_info, stamp
-from tilescan_shared.predictor import Predictor
+from tilescan_shared.predictor import Predictor, Variant
+from tilescan_shared.runtimes import variant_path
 from tilescan_training import plots
 from tilescan_training.calibration import choose_rule
 from tilescan_training.manifest import FREE_CLASS, read_records, read_split, records_in
@@ -36,6 +39,7 @@ from tilescan_training.scoring import (
     score,
     tile_ranking,
 )
+from tilescan_training.variants import score_variants
 
 
 def evaluate(
@@ -45,16 +49,20 @@ def evaluate(
     params: EvaluateParams,
     out_dir: Path,
     candidate: Path,
+    dice_tolerance: float,
     live_plots: Path | None = None,
 ) -> dict[str, Any]:
+    """Everything above; ``dice_tolerance`` is how much Dice a reduced precision may lose."""
     predictor = Predictor(exported)
     records = read_records(data_dir / "manifest.csv")
     entries = read_split(split_csv)
-    val = predict_all(predictor, load_tiles(records_in("val", records, entries), data_dir))
-    test = predict_all(predictor, load_tiles(records_in("test", records, entries), data_dir))
+    tiles = {split: load_tiles(records_in(split, records, entries), data_dir) for split in ("val", "test")}
+    fp32 = {split: predict_all(predictor, split_tiles) for split, split_tiles in tiles.items()}
+    val, test = fp32["val"], fp32["test"]
 
     rule, val_scores = choose_rule(val, params)
     metrics = measure(val, test, rule, val_scores)
+    metrics["variants"] = score_variants(exported, fp32, tiles, rule, dice_tolerance)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_plots(out_dir / "plots", val, test, rule, params.thresholds, live_plots)
@@ -114,15 +122,20 @@ def write_examples(examples_dir: Path, test: list[Scored], rule: DecisionRule, c
 
 
 def seal(exported: Path, model_out: Path, rule: DecisionRule, metrics: dict[str, Any]) -> None:
-    """Write the candidate model: the exported graph, unchanged, with the calibrated rule and metrics."""
-    model = onnx.load(str(exported))
+    """Write the candidate model and its int8 sibling: the exported graphs, unchanged, with the
+    calibrated rule, the metrics and the variants that passed."""
     keys = ("dice", "iou", "false_alarm_rate", "precision", "recall", "per_class", "tile")
     shipped = {k: metrics[k] for k in keys if k in metrics}
-    stamp(model, replace(read_info(model), rule=rule, metrics=shipped))
-    model_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = model_out.with_suffix(".tmp")
-    onnx.save(model, str(tmp))
-    shutil.move(tmp, model_out)
+    passed = {name: report for name, report in metrics["variants"].items() if report["passed"]}
+    info = replace(read_info(onnx.load(str(exported))), rule=rule, metrics=shipped, variants=passed)
+    for variant in (Variant.INT8, Variant.FP32):  # the sibling first: a service watches the main file
+        model = onnx.load(str(variant_path(exported, variant)))
+        stamp(model, info)
+        out = variant_path(model_out, variant)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        onnx.save(model, str(tmp))
+        shutil.move(tmp, out)
 
 
 def _write_tile_pr(test: list[Scored], rule: DecisionRule, plots_dir: Path) -> None:
@@ -168,13 +181,15 @@ def main() -> None:
     parser.add_argument("--out", default="evaluation", type=Path)
     parser.add_argument("--candidate", default="models/candidate.onnx", type=Path)
     args = parser.parse_args()
+    params = load_params(args.params)
     metrics = evaluate(
         args.exported,
         args.data,
         args.split,
-        load_params(args.params).evaluate,
+        params.evaluate,
         args.out,
         args.candidate,
+        params.promote.min_improvement,
         args.live_plots,
     )
     print(json.dumps({k: v for k, v in metrics.items() if k != "per_class"}, indent=2))

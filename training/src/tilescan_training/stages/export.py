@@ -1,8 +1,10 @@
 """Stage ``export``: the trained network inside the full inference graph, as ONNX with metadata.
 
-Writes ``models/exported.onnx`` (mask probabilities and the tile score); the evaluate stage calibrates
-its decision rule on val, scores it on test and stamps both into ``models/candidate.onnx``. The stage
-fails when onnxruntime and torch disagree by more than ``export.tolerance`` on random and real images.
+Writes ``models/exported.onnx`` (mask probabilities and the tile score) and its int8 sibling
+``models/exported.int8.onnx`` (:mod:`tilescan_training.quantization`, calibrated on train tiles); the
+evaluate stage calibrates the decision rule on val, scores every precision on val and test and stamps
+the results into ``models/candidate.onnx``. The stage fails when onnxruntime and torch disagree by more
+than ``export.tolerance`` on random and real images.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tilescan_shared.predictor import CPU, INPUT_NAME, OUTPUT_NAME, TILE_OUTPUT_
 from tilescan_training.graph import InferenceGraph
 from tilescan_training.manifest import read_records, read_split, records_in
 from tilescan_training.params import ExportParams, TrainParams, as_dict, load_params
+from tilescan_training.quantization import calibration_records, quantize_int8
 from tilescan_training.weights import load_net
 
 PROVISIONAL_THRESHOLD = 0.5
@@ -103,12 +106,17 @@ def main() -> None:
     parser.add_argument("--data", default="data/ingested", type=Path)
     parser.add_argument("--split", default="data/split.csv", type=Path)
     parser.add_argument("--out", default="models/exported.onnx", type=Path)
+    parser.add_argument("--int8-out", default="models/exported.int8.onnx", type=Path)
     args = parser.parse_args()
     params = load_params(args.params)
-    records = records_in("val", read_records(args.data / "manifest.csv"), read_split(args.split))
-    real = [read_gray(args.data / r.image) for r in records[:4]]
+    records, entries = read_records(args.data / "manifest.csv"), read_split(args.split)
+    real = [read_gray(args.data / r.image) for r in records_in("val", records, entries)[:4]]
     worst = export(load_net(args.checkpoint, params.train), params.train, params.export, args.out, real)
     print(f"exported {args.out}; torch vs onnxruntime max difference {worst:.2e}")
+    int8 = params.export.int8
+    calibration = calibration_records(records_in("train", records, entries), int8.calibration_tiles)
+    quantize_int8(args.out, args.int8_out, [read_gray(args.data / r.image) for r in calibration], int8)
+    print(f"quantized {args.int8_out} ({int8.calibration} over {len(calibration)} train tiles)")
 
 
 if __name__ == "__main__":
