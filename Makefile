@@ -19,7 +19,7 @@ SERVE_DEPS := constraints.txt shared/pyproject.toml service/pyproject.toml
 GATE_STAMP := $(VENV)/.gate-installed
 GATE_DEPS := constraints.txt shared/pyproject.toml training/pyproject.toml
 
-.PHONY: help install serve bench test test-fast lint train data pull-data report gate promote check-served docker-smoke models rollback shadow-report scale-smoke gpu-check
+.PHONY: help install serve bench drift-report test test-fast lint train data pull-data report gate promote check-served docker-smoke models rollback shadow-report scale-smoke gpu-check
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,8 +54,12 @@ URL ?= http://127.0.0.1:8000
 shadow-report: $(SERVE_STAMP)  ## summarise the shadow comparison of the primary service at URL (its /metrics)
 	$(BIN)/python scripts/shadow_report.py "$(URL)"
 
-test: $(DEV_STAMP)  ## run every test (unit, integration, browser; installs Debian's chromium if missing)
-	scripts/ensure_chromium.sh
+CAPTURES ?=
+drift-report: $(SERVE_STAMP)  ## which inputs drifted from the training data: the service at URL, or CAPTURES= (a capture store)
+	$(BIN)/python scripts/drift_report.py $(if $(CAPTURES),--captures "$(CAPTURES)",--url "$(URL)")
+
+test: $(DEV_STAMP)  ## run every test (unit, integration, browser, alert rules; installs Debian's chromium, promtool if missing)
+	scripts/ensure_test_tools.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(DEV_STAMP)  ## run the tests not marked slow

@@ -39,6 +39,7 @@ from tilescan_service.engine import Prediction
 from tilescan_service.rendering import render
 from tilescan_service.schemas import OutputFormat
 from tilescan_service.testing import free_port
+from tilescan_shared.drift import tile_stats
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import segment
 from tilescan_shared.predictor import CPU, Predictor, Variant
@@ -80,7 +81,8 @@ def bench_pipeline(predictor: Predictor, images: list[bytes], fmt: str) -> Run:
         cpu2 = time.thread_time()
         segmentation = segment(inference.probability, rule, inference.tile_score)
         peak = float(inference.probability.max())
-        render(Prediction(segmentation, rule, cpu2 - cpu1, predictor.info, peak), OutputFormat(fmt))
+        prediction = Prediction(segmentation, rule, cpu2 - cpu1, predictor.info, peak, tile_stats(gray))
+        render(prediction, OutputFormat(fmt))
         cpu_s += (cpu1 - cpu0) + (time.thread_time() - cpu2)
         latencies.append(time.perf_counter() - t0)
     wall = time.perf_counter() - started

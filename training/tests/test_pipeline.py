@@ -119,6 +119,12 @@ def test_metrics_and_sealed_model(pipeline_repo: Path):
     assert json.loads(props["variants"]) == passed
     for report in metrics["variants"].values():
         assert report["passed"] or report["why"]
+    # the drift reference: train tiles' input statistics (export), val tiles' tile scores (evaluate)
+    reference = json.loads(props["reference"])
+    assert set(reference) == {"mean_intensity", "contrast", "pixels", "tile_score"}
+    assert sum(reference["mean_intensity"]) == sum(
+        e.split == "train" for e in read_split(pipeline_repo / "data/split.csv")
+    )
     int8_props = {p.key: p.value for p in onnx.load(str(model.with_suffix(".int8.onnx"))).metadata_props}
     assert int8_props["variants"] == props["variants"] and int8_props["version"] == props["version"]
 

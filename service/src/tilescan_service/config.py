@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     shadow_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     shadow_concurrency: Annotated[int, Field(ge=1)] = 2
 
+    # Drift watch (tilescan_service.drift_watch): the last tiles compared with the training reference.
+    drift_window: Annotated[int, Field(ge=0)] = 500  # tiles in the rolling window; 0 = histograms only
+
     # Capture (tilescan_service.capture): keep uncertain tiles for labelling. Unset URL = no capture.
     capture_url: str | None = None  # a directory or an fsspec URL, e.g. s3://bucket/captures
     capture_band: Annotated[float, Field(ge=0, le=1)] = 0.1  # |score - threshold| at most this: uncertain

@@ -13,10 +13,12 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from tilescan_service.config import Settings
+from tilescan_service.drift_watch import DriftWatch
 from tilescan_service.memory import BIG_IMAGE_PIXELS, big_image_allocation, release_free_memory
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.runtime_choice import RuntimeChoice, choose
 from tilescan_service.scheduling import InferenceSlots, Lane
+from tilescan_shared.drift import tile_stats
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import DecisionRule, Segmentation, segment
 from tilescan_shared.model_info import ModelInfo
@@ -28,6 +30,8 @@ Status = Literal["loading", "ready", "failed"]
 # The timing covers inference only; a turn also holds the decision rule and the rendering (about a
 # millisecond a tile), and a short line jitters: no request is shed sooner than this.
 MIN_QUEUE_WAIT_SECONDS = 0.1
+# Weight of the latest turn in the line's pace (an average over about the last 20 turns).
+PACE_WEIGHT = 0.05
 T = TypeVar("T")
 
 
@@ -46,6 +50,7 @@ class Prediction:
     inference_seconds: float
     model: ModelInfo  # the model that made it (a hot swap may have replaced the engine's since)
     peak_probability: float  # the map's highest probability: how close a tile came to the pixel rule
+    input_stats: dict[str, float]  # the image's statistics in tilescan_shared.drift's terms
 
     @property
     def height(self) -> int:
@@ -73,6 +78,8 @@ class Engine:
         # One thread per slot, so a granted inference starts at once.
         self._inference_pool = ThreadPoolExecutor(settings.inference_slots, thread_name_prefix="inference")
         self._pending = 0
+        self._seconds_per_pixel = 0.0  # the line's pace: see queue_limit
+        self.drift = DriftWatch(settings.drift_window, metrics.registry, self._reference)
 
     @property
     def ready(self) -> bool:
@@ -92,6 +99,10 @@ class Engine:
     def runtime(self) -> RuntimeChoice:
         """The precision and layout served, with the timings that chose them."""
         return self._current()
+
+    def _reference(self) -> dict[str, list[int]]:
+        """The served model's drift reference (none while no model is served)."""
+        return self._choice.sessions.solo.info.reference if self._choice is not None else {}
 
     def _current(self) -> RuntimeChoice:
         if self._choice is None or not self.ready:
@@ -148,6 +159,7 @@ class Engine:
         # The shared lane only where it pays on this machine (tilescan_service.runtime_choice).
         self.slots.concurrency = self.settings.inference_slots if choice.side_by_side else 1
         self._choice = choice
+        self._seconds_per_pixel = choice.seconds_per_pixel  # until answers under load say otherwise
         self.status, self.error = "ready", None
 
     def close(self) -> None:
@@ -175,7 +187,8 @@ class Engine:
                 if threshold is None
                 else replace(sessions.solo.info.rule, threshold=threshold)
             )
-            lane = await self._turn(gray.size, choice.seconds_per_pixel)
+            lane = await self._turn(gray.size)
+            granted = time.perf_counter()
             work = asyncio.get_running_loop().run_in_executor(
                 self._inference_pool, _infer, sessions.lane(lane), gray, rule, finish
             )
@@ -187,6 +200,11 @@ class Engine:
                 work.add_done_callback(lambda _: self.slots.release(lane, gray.size))
                 raise
             self.slots.release(lane, gray.size)
+            self._pace(lane, time.perf_counter() - granted, gray.size)
+            tile_score = prediction.segmentation.tile_score
+            self.drift.observe(
+                prediction.input_stats | ({} if tile_score is None else {"tile_score": tile_score})
+            )
             self.metrics.inference.labels(lane.value).observe(prediction.inference_seconds)
             self.metrics.inference_cpu.labels(lane.value).inc(cpu_seconds)
         finally:
@@ -197,13 +215,21 @@ class Engine:
             await asyncio.to_thread(release_free_memory)
         return prediction, result
 
-    async def _turn(self, pixels: int, seconds_per_pixel: float) -> Lane:
+    def _pace(self, lane: Lane, held_seconds: float, pixels: int) -> None:
+        """Fold one turn into the line's pace: seconds per pixel of the whole service's throughput
+        (a shared turn's time divided by the turns that run side by side), averaged over recent turns."""
+        side_by_side = self.slots.concurrency if lane is Lane.SHARED else 1
+        self._seconds_per_pixel += PACE_WEIGHT * (
+            held_seconds / pixels / side_by_side - self._seconds_per_pixel
+        )
+
+    async def _turn(self, pixels: int) -> Lane:
         """Wait for an inference turn, at most :meth:`queue_limit` seconds.
 
         A request that would wait longer leaves the line before any inference work, so the answers
         that do come waited at most that long, and the requests shed cost no inference.
         """
-        limit = self.queue_limit(pixels, seconds_per_pixel)
+        limit = self.queue_limit(pixels, self._seconds_per_pixel)
         try:
             async with asyncio.timeout(limit):
                 return await self.slots.acquire(pixels)
@@ -217,9 +243,10 @@ class Engine:
         """How long a request of ``pixels`` may wait for its turn from now (None: no limit).
 
         ``queue_wait_ratio`` times what the pixels running and waiting ahead of it, and its own,
-        should take at the rate timed at start-up (at least ``MIN_QUEUE_WAIT_SECONDS``): a tile
-        queued behind a big image may wait for it, and a line that moves slower than the machine
-        can go is cut short. ``queue_timeout_seconds`` caps it.
+        should take at the line's recent pace (:meth:`_pace`, from the timing at load until turns
+        are measured; at least ``MIN_QUEUE_WAIT_SECONDS``): a tile queued behind a big image may
+        wait for it, and a line that suddenly moves slower is cut short. ``queue_timeout_seconds``
+        caps it.
         """
         limits = []
         if self.settings.queue_wait_ratio:
@@ -260,5 +287,5 @@ def _infer(
     seconds, cpu_seconds = time.perf_counter() - started, time.thread_time() - cpu_started
     segmentation = segment(inference.probability, rule, inference.tile_score)
     peak = float(inference.probability.max()) if inference.probability.size else 0.0
-    prediction = Prediction(segmentation, rule, seconds, predictor.info, peak)
+    prediction = Prediction(segmentation, rule, seconds, predictor.info, peak, tile_stats(gray))
     return prediction, finish(prediction), cpu_seconds

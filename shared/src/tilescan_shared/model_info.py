@@ -4,7 +4,8 @@
 ``tile_threshold`` (absent for a model without a tile decision), ``working_size`` (JSON
 ``[height, width]``) and the JSON documents ``train_params``, ``export_params``, ``metrics`` and
 ``variants`` (the reduced precisions that passed evaluation against fp32, each with its scores; see
-:mod:`tilescan_shared.runtimes`).
+:mod:`tilescan_shared.runtimes`) and ``reference`` (histograms of the training data's statistics in
+the bins of :mod:`tilescan_shared.drift`, what the service's drift watch compares its inputs with).
 Training's export and evaluate stages write them with :func:`stamp`; the service reads them with
 :meth:`ModelInfo.from_props` (through :class:`~tilescan_shared.predictor.Predictor`).
 
@@ -39,6 +40,7 @@ class ModelInfo:
     export_params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     variants: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def from_props(cls, props: dict[str, str]) -> ModelInfo:
@@ -59,6 +61,7 @@ class ModelInfo:
             export_params=json.loads(props.get("export_params", "{}")),
             metrics=json.loads(props.get("metrics", "{}")),
             variants=json.loads(props.get("variants", "{}")),
+            reference=json.loads(props.get("reference", "{}")),
         )
 
     def to_props(self) -> dict[str, str]:
@@ -80,6 +83,7 @@ class ModelInfo:
             "export_params": json.dumps(self.export_params),
             "metrics": json.dumps(self.metrics),
             "variants": json.dumps(self.variants),
+            "reference": json.dumps(self.reference),
         }
 
 

@@ -19,13 +19,15 @@ def write_tiny_model(
     tile_threshold: float | None = None,
     metrics: dict[str, float] | None = None,
     variants: dict[str, dict] | None = None,
+    reference: dict[str, list[int]] | None = None,
 ) -> Path:
     """Write a model with the tilescan contract whose probability is simply ``pixel / 255``.
 
     Bright pixels are "defects", so tests can draw the answer they expect. With ``tile_threshold``,
     the model also has a tile decision head: its tile score is the brightest pixel's probability.
     ``metrics``: the test metrics stamped in its metadata, as evaluate would (default: made up);
-    ``variants``: the reduced precisions it lists as passed (their files are the caller's to write).
+    ``variants``: the reduced precisions it lists as passed (their files are the caller's to write);
+    ``reference``: its drift reference histograms (:mod:`tilescan_shared.drift`).
     """
     import onnx
     from onnx import TensorProto, helper
@@ -60,6 +62,7 @@ def write_tiny_model(
         train_params={"note": "test model"},
         metrics=metrics or {"dice": 0.5, "iou": 0.33},
         variants=variants or {},
+        reference=reference or {},
     )
     stamp(model, info)
     onnx.checker.check_model(model)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from tilescan_shared import drift
 from tilescan_shared.masks import DecisionRule, segment
 from tilescan_shared.metrics import tile_curve
 from tilescan_shared.model_info import read_info, stamp
@@ -67,7 +68,8 @@ def evaluate(
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_plots(out_dir / "plots", val, test, rule, params.thresholds, live_plots)
     write_examples(out_dir / "examples", test, rule, params.examples)
-    seal(exported, candidate, rule, metrics)
+    scores = [t.tile_score for t in val if t.tile_score is not None]
+    seal(exported, candidate, rule, metrics, drift.reference({"tile_score": scores}) if scores else {})
     return metrics
 
 
@@ -121,13 +123,23 @@ def write_examples(examples_dir: Path, test: list[Scored], rule: DecisionRule, c
         plots.example_panel(tile.image, tile.truth, seg.mask, tile.record.id, examples_dir / f"{name}.png")
 
 
-def seal(exported: Path, model_out: Path, rule: DecisionRule, metrics: dict[str, Any]) -> None:
+def seal(
+    exported: Path,
+    model_out: Path,
+    rule: DecisionRule,
+    metrics: dict[str, Any],
+    score_reference: dict[str, list[int]],
+) -> None:
     """Write the candidate model and its int8 sibling: the exported graphs, unchanged, with the
-    calibrated rule, the metrics and the variants that passed."""
+    calibrated rule, the metrics, the variants that passed and val's tile scores beside the
+    export's drift reference."""
     keys = ("dice", "iou", "false_alarm_rate", "precision", "recall", "per_class", "tile")
     shipped = {k: metrics[k] for k in keys if k in metrics}
     passed = {name: report for name, report in metrics["variants"].items() if report["passed"]}
-    info = replace(read_info(onnx.load(str(exported))), rule=rule, metrics=shipped, variants=passed)
+    info = read_info(onnx.load(str(exported)))
+    info = replace(
+        info, rule=rule, metrics=shipped, variants=passed, reference=info.reference | score_reference
+    )
     for variant in (Variant.INT8, Variant.FP32):  # the sibling first: a service watches the main file
         model = onnx.load(str(variant_path(exported, variant)))
         stamp(model, info)

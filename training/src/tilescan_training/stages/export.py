@@ -1,6 +1,7 @@
 """Stage ``export``: the trained network inside the full inference graph, as ONNX with metadata.
 
-Writes ``models/exported.onnx`` (mask probabilities and the tile score) and its int8 sibling
+Writes ``models/exported.onnx`` (mask probabilities and the tile score; in its metadata the train tiles'
+input statistics as the drift reference, :mod:`tilescan_shared.drift`) and its int8 sibling
 ``models/exported.int8.onnx`` (:mod:`tilescan_training.quantization`, calibrated on train tiles); the
 evaluate stage calibrates the decision rule on val, scores every precision on val and test and stamps
 the results into ``models/candidate.onnx``. The stage fails when onnxruntime and torch disagree by more
@@ -17,6 +18,8 @@ import numpy as np
 import onnx
 import torch
 
+from tilescan_shared import drift
+from tilescan_shared.drift import tile_stats
 from tilescan_shared.image import read_gray
 from tilescan_shared.masks import DecisionRule
 from tilescan_shared.model_info import ModelInfo, stamp
@@ -40,8 +43,10 @@ def export(
     params: ExportParams,
     out_path: Path,
     real_images: list[np.ndarray],
+    reference: dict[str, list[int]] | None = None,
 ) -> float:
-    """Export, stamp metadata, check parity; return the largest torch/onnxruntime difference seen."""
+    """Export, stamp metadata (with the train tiles' ``reference`` histograms), check parity; return the
+    largest torch/onnxruntime difference seen."""
     graph = InferenceGraph(net.eval(), net.multiple, train_params.scale, params.flip_tta).eval()
     height, width = train_params.crop_size
     dummy = torch.zeros((1, 1, height, width), dtype=torch.uint8)
@@ -68,6 +73,7 @@ def export(
             working_size=list(train_params.crop_size),
             train_params=as_dict(train_params),
             export_params=as_dict(params),
+            reference=reference or {},
         ),
     )
     onnx.save(model, str(out_path))
@@ -111,7 +117,10 @@ def main() -> None:
     params = load_params(args.params)
     records, entries = read_records(args.data / "manifest.csv"), read_split(args.split)
     real = [read_gray(args.data / r.image) for r in records_in("val", records, entries)[:4]]
-    worst = export(load_net(args.checkpoint, params.train), params.train, params.export, args.out, real)
+    train_stats = [tile_stats(read_gray(args.data / r.image)) for r in records_in("train", records, entries)]
+    reference = drift.reference({stat: [s[stat] for s in train_stats] for stat in drift.INPUT_STATS})
+    net = load_net(args.checkpoint, params.train)
+    worst = export(net, params.train, params.export, args.out, real, reference)
     print(f"exported {args.out}; torch vs onnxruntime max difference {worst:.2e}")
     int8 = params.export.int8
     calibration = calibration_records(records_in("train", records, entries), int8.calibration_tiles)
