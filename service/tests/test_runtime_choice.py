@@ -90,8 +90,8 @@ def test_model_metrics_and_log_report_the_choice(with_int8: Path, capsys: pytest
 
 def test_the_queue_wait_scales_with_the_pixels_ahead(tiny_model: Path) -> None:
     engine = Engine(Settings(model_path=tiny_model, queue_wait_ratio=2.0), ServiceMetrics())
-    spp = 1e-6  # seconds per pixel: a 100,000-px tile takes 0.1 s
-    assert engine.queue_limit(100_000, spp) == pytest.approx(0.2)  # alone: its own work, twice over
+    spp = 1e-6  # seconds per pixel: a 200,000-px tile takes 0.2 s
+    assert engine.queue_limit(200_000, spp) == pytest.approx(0.4)  # alone: its own work, twice over
     engine.slots.running_pixels = 2_000_000  # a 2-Mpx image runs: the tile behind it may wait for it
     assert engine.queue_limit(100_000, spp) == pytest.approx(2 * 2.1)
     assert engine.queue_limit(1, spp) == pytest.approx(2 * 2.000001)

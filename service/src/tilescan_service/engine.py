@@ -27,9 +27,10 @@ from tilescan_shared.predictor import Predictor
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed"]
-# The timing covers inference only; a turn also holds the decision rule and the rendering (about a
-# millisecond a tile), and a short line jitters: no request is shed sooner than this.
-MIN_QUEUE_WAIT_SECONDS = 0.1
+# The pace starts from the timing at load, which covers inference alone (a request also costs decoding,
+# the rule, rendering and HTTP: as much again with bf16), and a short line jitters: no request is shed
+# sooner than this (0.1 s shed one request at 8 connections in `make bench`).
+MIN_QUEUE_WAIT_SECONDS = 0.25
 # Weight of the latest turn in the line's pace (an average over about the last 20 turns).
 PACE_WEIGHT = 0.05
 T = TypeVar("T")
