@@ -48,7 +48,7 @@ def test_a_variant_that_answers_like_fp32_passes(tmp_path):
     shutil.copyfile(model, variant_path(model, Variant.INT8))
     fp32 = {"test": _scored(TILES)}
     report = score_variant(Predictor(model, variant=Variant.INT8), fp32, {"test": TILES}, RULE, 0.005)
-    assert report["passed"] and report["test"]["dice"] == 1.0 and report["mask_disagreement"] == 0.0
+    assert report["passed"] and report["test"]["dice"] == 1.0 and report["test"]["mask_disagreement"] == 0.0
 
 
 def test_a_variant_that_flags_a_good_tile_is_rejected(tmp_path):

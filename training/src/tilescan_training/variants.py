@@ -56,16 +56,15 @@ def score_variant(
     rule: DecisionRule,
     dice_tolerance: float,
 ) -> dict[str, Any]:
-    """``predictor``'s scores on each split of ``tiles`` beside fp32's, its disagreement on the last
-    split, and the verdict: ``passed`` and, when not, ``why``."""
+    """``predictor``'s scores and its disagreement with fp32 on each split of ``tiles``, and the
+    verdict: ``passed`` and, when not, ``why``."""
     report: dict[str, Any] = {}
     lost: list[str] = []
     for split, split_tiles in tiles.items():
         scored = predict_all(predictor, split_tiles)
         mine, theirs = score(scored, rule), score(fp32[split], rule)
-        report[split] = {name: mine[name] for name in COMPARED}
+        report[split] = {name: mine[name] for name in COMPARED} | disagreement(fp32[split], scored, rule)
         lost += [f"{split}: {reason}" for reason in judge(theirs, mine, dice_tolerance)]
-        report.update(disagreement(fp32[split], scored, rule))
     report["passed"] = not lost
     if lost:
         report["why"] = "; ".join(lost)
