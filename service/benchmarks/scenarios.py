@@ -43,9 +43,7 @@ from tilescan_shared.drift import tile_stats
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import segment
 from tilescan_shared.predictor import CPU, Predictor, Variant
-from tilescan_shared.runtimes import unavailable, variant_path
-
-REDUCED = (Variant.BF16, Variant.INT8)
+from tilescan_shared.runtimes import REDUCED, unavailable, variant_path
 
 
 def direct_predictor(model: Path, arrays: list[np.ndarray], intra_op_threads: int = 0) -> Predictor:

@@ -33,6 +33,9 @@ class Variant(enum.StrEnum):
     INT8 = "int8"
 
 
+REDUCED = (Variant.BF16, Variant.INT8)  # the precisions judged against fp32
+
+
 def variant_path(model_path: str | Path, variant: Variant) -> Path:
     """The file a variant runs: the int8 sibling (``x.onnx`` -> ``x.int8.onnx``) or the model itself."""
     path = Path(model_path)

@@ -17,10 +17,9 @@ import numpy as np
 
 from tilescan_shared.masks import DecisionRule, segment
 from tilescan_shared.predictor import CPU, Predictor, Variant
-from tilescan_shared.runtimes import unavailable
+from tilescan_shared.runtimes import REDUCED, unavailable
 from tilescan_training.scoring import Scored, Tile, predict_all, score
 
-REDUCED = (Variant.BF16, Variant.INT8)
 COMPARED = ("dice", "iou", "false_alarm_rate", "recall")
 
 
