@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tilescan_service.capture import CaptureStore
 from tilescan_shared import drift
+from tilescan_shared.captures import CaptureStore
 from tilescan_shared.image import decode_gray
 from tilescan_shared.predictor import Predictor
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tilescan_service.capture import SAMPLED, UNCERTAIN, CaptureRecord, CaptureStore
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
 from tilescan_service.testing import free_port, wait_ready
+from tilescan_shared.captures import SAMPLED, UNCERTAIN, CaptureRecord, CaptureStore
 from tilescan_shared.masks import decode_rle
 from tilescan_shared.testing import write_tiny_model
 

@@ -17,7 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tilescan_service.capture import CaptureStore
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
 from tilescan_service.shadow import (
@@ -30,6 +29,7 @@ from tilescan_service.shadow import (
     compare,
 )
 from tilescan_service.testing import free_port, live_server
+from tilescan_shared.captures import CaptureStore
 from tilescan_shared.masks import encode_rle
 from tilescan_shared.testing import bright_square, write_tiny_model
 

@@ -6,38 +6,31 @@ Then the service keeps every tile whose decision was uncertain (its score within
 model has a tile decision, else the map's peak probability against the pixel rule), every tile on which
 the shadow disagreed, and a ``TILESCAN_CAPTURE_SAMPLE_RATE`` share of the rest.
 
-A capture is the image bytes as received (``images/<sha256>``) and a record (``captures/<sha256>.json``):
-why it was kept, when, the model's version and its answer (mask as RLE, scores, ``has_defect``). Nothing
-about the client (no address, no headers) is stored. The same tile is stored once (its content hash
-names it). Writing happens in the background, from a bounded queue and within a daily byte budget: a
-capture never delays or fails an answer; what cannot be kept is dropped and counted
-(``tilescan_capture_dropped_total``).
+What a capture holds, and the store, live in ``tilescan_shared.captures`` (the labelling tools read
+them too). Nothing about the client (no address, no headers) is stored. Writing happens in the
+background, from a bounded queue and within a daily byte budget: a capture never delays or fails an
+answer; what cannot be kept is dropped and counted (``tilescan_capture_dropped_total``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import random
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-import fsspec
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
 from tilescan_service.config import Settings
 from tilescan_service.engine import Prediction
+from tilescan_shared.captures import SAMPLED, UNCERTAIN, CaptureRecord, CaptureStore
 from tilescan_shared.masks import encode_rle
 
 log = logging.getLogger(__name__)
-
-UNCERTAIN, SHADOW_DISAGREEMENT, SAMPLED = "uncertain", "shadow_disagreement", "sampled"
 
 
 @dataclass(frozen=True)
@@ -61,51 +54,6 @@ def answer_of(prediction: Prediction) -> Answer:
     else:
         score, threshold = prediction.peak_probability, max(rule.threshold, rule.min_region_peak)
     return Answer(seg.mask, seg.has_defect, score, threshold, prediction.model.version)
-
-
-@dataclass(frozen=True)
-class CaptureRecord:
-    """The JSON stored beside a captured image: every field there is, by design nothing about the client."""
-
-    sha256: str
-    reason: str
-    captured_at: str  # ISO 8601, UTC
-    model_version: str
-    image_bytes: int
-    height: int
-    width: int
-    has_defect: bool
-    score: float
-    threshold: float
-    rle: dict[str, Any]
-
-
-class CaptureStore:
-    """Captures in an fsspec location: ``images/<sha256>`` and ``captures/<sha256>.json``."""
-
-    def __init__(self, url: str) -> None:
-        self.fs, self.root = fsspec.core.url_to_fs(url)
-        self.root = self.root.rstrip("/")
-
-    def write(self, image: bytes, record: CaptureRecord) -> bool:
-        """Store one capture; ``False`` when a capture of the same image is there already."""
-        meta = f"{self.root}/captures/{record.sha256}.json"
-        if self.fs.exists(meta):
-            return False
-        self.fs.makedirs(f"{self.root}/images", exist_ok=True)
-        self.fs.makedirs(f"{self.root}/captures", exist_ok=True)
-        self.fs.pipe_file(f"{self.root}/images/{record.sha256}", image)
-        # The record last: a record always has its image (a crash between the two leaves an orphan image).
-        self.fs.pipe_file(meta, json.dumps(asdict(record)).encode())
-        return True
-
-    def records(self) -> Iterator[CaptureRecord]:
-        """Every stored capture's record."""
-        for path in sorted(self.fs.glob(f"{self.root}/captures/*.json")):
-            yield CaptureRecord(**json.loads(self.fs.cat_file(path)))
-
-    def image(self, sha256: str) -> bytes:
-        return bytes(self.fs.cat_file(f"{self.root}/images/{sha256}"))
 
 
 class CaptureMetrics:

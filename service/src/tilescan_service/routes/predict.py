@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from tilescan_service.body_limit import UploadTooLargeError
-from tilescan_service.capture import SHADOW_DISAGREEMENT, answer_of
+from tilescan_service.capture import answer_of
 from tilescan_service.deps import EngineDep, SettingsDep
 from tilescan_service.errors.codes import ErrorCode
 from tilescan_service.errors.docs import error_responses
 from tilescan_service.errors.responses import ApiError
 from tilescan_service.rendering import choose_format, render
 from tilescan_service.schemas import RLE_MEDIA_TYPE, OutputFormat, PredictionJson, PredictionRle
+from tilescan_shared.captures import SHADOW_DISAGREEMENT
 
 router = APIRouter(tags=["prediction"])
 
