@@ -1,4 +1,5 @@
 import hashlib
+import io
 import shutil
 import zipfile
 from pathlib import Path
@@ -7,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tilescan_shared.image import decode_gray
+from tilescan_shared.labelled import LabelledTile, write_labels
 from tilescan_training.manifest import read_records
 from tilescan_training.stages.ingest import MAX_FILE_BYTES, MAX_PIXELS, IngestError, ingest
 
@@ -201,3 +204,79 @@ def test_images_and_masks_have_a_pixel_cap(synthetic_dataset, tmp_path):
     message = str(err.value)
     assert f"MT_Uneven/Imgs/exp0_num_1000.jpg: the image has {side}x{side}" in message
     assert f"MT_Free/Imgs/exp1_num_1001.png: mask has {side}x{side} pixels, more than {MAX_PIXELS}" in message
+
+
+def _batch(root: Path, name: str, tiles: list[tuple[bytes, str, np.ndarray]]) -> Path:
+    """A labelled plant batch (tilescan_shared.labelled) of ``(image bytes, class, 0/1 mask)``."""
+    batch = root / name
+    (batch / "images").mkdir(parents=True)
+    (batch / "masks").mkdir()
+    rows = []
+    for data, cls, mask in tiles:
+        sha = hashlib.sha256(data).hexdigest()
+        (batch / "images" / f"{sha}.png").write_bytes(data)
+        Image.fromarray(mask).save(batch / "masks" / f"{sha}.png")
+        rows.append(
+            LabelledTile(
+                sha,
+                cls,
+                f"images/{sha}.png",
+                f"masks/{sha}.png",
+                *mask.shape,
+                int(mask.sum()),
+                "2026-12-06T06:00:00+00:00",
+                "abc",
+                "uncertain",
+            )
+        )
+    write_labels(batch, rows)
+    return batch
+
+
+def _png(seed: int, size: tuple[int, int] = (24, 32)) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, size, dtype=np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_plant_batches_are_ingested_beside_the_public_tiles(synthetic_dataset, tmp_path):
+    plant = tmp_path / "plant"
+    mask = np.zeros((24, 32), np.uint8)
+    mask[3:6, 4:9] = 1
+    _batch(plant, "b1", [(_png(1), "crack", mask), (_png(2), "free", np.zeros_like(mask))])
+    # the same tile labelled again later: the later label counts
+    _batch(plant, "b2", [(_png(1), "blowhole", mask)])
+    public = ingest(str(synthetic_dataset), tmp_path / "a")
+    records = ingest(str(synthetic_dataset), tmp_path / "out", plant=plant)
+    assert records[: len(public)] == public
+    new = {r.id: r for r in records[len(public) :]}
+    sha1 = hashlib.sha256(_png(1)).hexdigest()
+    assert set(new) == {
+        f"blowhole/plant-{sha1[:16]}",
+        f"free/plant-{hashlib.sha256(_png(2)).hexdigest()[:16]}",
+    }
+    tile = new[f"blowhole/plant-{sha1[:16]}"]
+    assert (tile.origin, tile.defect_pixels, tile.image_sha256) == ("plant/b2", 15, sha1)
+    assert read_records(tmp_path / "out" / "manifest.csv") == records
+    stored = np.asarray(Image.open(tmp_path / "out" / tile.mask))
+    assert (stored == mask).all()
+
+
+def test_a_plant_tile_that_is_a_public_tile_keeps_its_public_label(synthetic_dataset, tmp_path):
+    public_image = next((synthetic_dataset / "MT_Crack" / "Imgs").glob("*.jpg")).read_bytes()
+    shape = decode_gray(public_image).shape
+    _batch(tmp_path / "plant", "b1", [(public_image, "free", np.zeros(shape, np.uint8))])
+    records = ingest(str(synthetic_dataset), tmp_path / "out", plant=tmp_path / "plant")
+    assert not any(r.from_plant for r in records)
+
+
+def test_bad_plant_labels_are_named_and_nothing_is_ingested(synthetic_dataset, tmp_path):
+    plant = tmp_path / "plant"
+    dirty = np.ones((24, 32), np.uint8)
+    batch = _batch(plant, "b1", [(_png(3), "free", dirty), (_png(4), "../etc", dirty)])
+    with pytest.raises(IngestError) as err:
+        ingest(str(synthetic_dataset), tmp_path / "out", plant=plant)
+    assert "a defect-free tile's mask marks 768 defect pixels" in str(err.value)
+    assert "class '../etc' is not a lower-case word" in str(err.value)
+    assert str(batch / "masks") in str(err.value)
+    assert not (tmp_path / "out" / "manifest.csv").exists()

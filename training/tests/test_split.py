@@ -46,3 +46,27 @@ def test_free_tiles_in_training_are_a_param(free_in_train, expected):
     assert counts[("free", "train")] == expected
     assert counts[("free", "unused")] == 70 - expected
     assert counts[("free", "test")] == counts[("free", "val")] == 15
+
+
+def _plant(n: int, cls: str = "crack") -> list[Record]:
+    return [
+        Record(f"{cls}/plant-{i:016x}", cls, "", "", 1, 1, 1, "", "", origin="plant/b1") for i in range(n)
+    ]
+
+
+def test_plant_tiles_leave_the_public_split_as_it_was():
+    public = _records(COUNTS)
+    params = _params()
+    alone = split(public, params)
+    with_plant = split(public + _plant(200), params)
+    assert [e for e in with_plant if not e.id.split("/")[1].startswith("plant-")] == alone
+
+
+def test_plant_tiles_get_a_test_split_of_their_own_and_keep_their_split():
+    params = _params(val=0.2, test=0.1)
+    first = {e.id: e.split for e in split(_plant(300), params)}
+    assert set(first.values()) == {"train", "val", "plant_test"}
+    counts = Counter(first.values())
+    assert 15 <= counts["plant_test"] <= 45 and 40 <= counts["val"] <= 80  # 30 and 60 expected
+    later = {e.id: e.split for e in split(_plant(600), params)}  # a later batch arrives
+    assert all(later[id_] == name for id_, name in first.items())

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import get_type_hints
 
-FREE_CLASS = "free"
+from tilescan_shared.labelled import FREE_CLASS
+
+PUBLIC = "public"  # a tile's origin: the public dataset, or ``plant/<batch>`` (tilescan_shared.labelled)
 
 
 @dataclass(frozen=True)
@@ -23,17 +25,22 @@ class Record:
     defect_pixels: int
     image_sha256: str
     mask_sha256: str
+    origin: str = PUBLIC
 
     @property
     def has_defect(self) -> bool:
         return self.cls != FREE_CLASS
+
+    @property
+    def from_plant(self) -> bool:
+        return self.origin != PUBLIC
 
 
 @dataclass(frozen=True)
 class SplitEntry:
     id: str
     cls: str
-    split: str  # "train", "val", "test" or "unused"
+    split: str  # "train", "val", "test", "plant_test" or "unused"
 
 
 def _write(path: Path, rows: list, row_type: type) -> None:

@@ -20,6 +20,8 @@ class IngestParams:
     source: str
     # sha256 of the archive: required for http(s) URLs, checked for local archives when given ("" = none).
     sha256: str
+    # The plant tiles people labelled: one folder per batch (tilescan_shared.labelled), each `dvc add`ed.
+    plant: str
 
 
 @dataclass(frozen=True)

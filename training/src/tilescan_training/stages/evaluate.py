@@ -1,6 +1,7 @@
 """Stage ``evaluate``: choose the decision rule on val (:mod:`tilescan_training.calibration`), score
-test, judge the reduced precisions against fp32 (:mod:`tilescan_training.variants`), write the
-metrics, plots and example panels, and seal the candidate model.
+test (and the plant's test split, when there are plant tiles), judge the reduced precisions against
+fp32 (:mod:`tilescan_training.variants`), write the metrics, plots and example panels, and seal the
+candidate model.
 
 Every number comes from ``shared``'s :class:`Predictor` and :func:`segment` on the exported ONNX
 file at each image's native resolution, i.e. from the code the service runs. Test is only scored. The
@@ -63,6 +64,9 @@ def evaluate(
 
     rule, val_scores = choose_rule(val, params)
     metrics = measure(val, test, rule, val_scores)
+    if plant := records_in("plant_test", records, entries):
+        # The plant's own test tiles, beside the public test split the gate compares models on.
+        metrics["plant_test"] = score(predict_all(predictor, load_tiles(plant, data_dir)), rule)
     metrics["variants"] = score_variants(exported, fp32, tiles, rule, dice_tolerance)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

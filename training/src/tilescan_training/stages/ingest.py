@@ -1,8 +1,11 @@
-"""Stage ``ingest``: read the upstream dataset (archive URL, local zip or folder), validate every
+"""Stage ``ingest``: read the upstream dataset (archive URL, local zip or folder) and the plant tiles
+people labelled (``ingest.plant``: one folder per batch, :mod:`tilescan_shared.labelled`), validate every
 image/mask pair, and write a normalised copy plus a manifest.
 
 Output (``data/ingested``): ``images/<class>/<stem>.png`` (8-bit gray), ``masks/<class>/<stem>.png``
-(0/1), ``manifest.csv`` (class, size, defect pixels, source checksums).
+(0/1), ``manifest.csv`` (class, size, defect pixels, source checksums, origin: ``public`` or
+``plant/<batch>``). A plant tile's stem is ``plant-<first 16 hex digits of its sha256>``; a tile labelled
+again in a later batch (batches sort by name) takes the later label.
 
 The source is checked before anything is written: every file below an ``MT_*`` folder must be
 ``MT_<Class>/Imgs/<name>.jpg|png``, each tile id (``<class>/<name>``, compared case-insensitively)
@@ -29,8 +32,9 @@ import numpy as np
 from PIL import Image
 
 from tilescan_shared.image import DEFAULT_MAX_PIXELS, ImageError, decode_gray
+from tilescan_shared.labelled import LABELS_FILE, LabelledTile, read_labels
 from tilescan_training.fetch import FetchError, fetch
-from tilescan_training.manifest import FREE_CLASS, Record, write_records
+from tilescan_training.manifest import FREE_CLASS, PUBLIC, Record, write_records
 from tilescan_training.params import load_params
 
 # Upstream layout: MT_<Class>/Imgs/<stem>.jpg (photo) + <stem>.png (mask), possibly below one top folder.
@@ -157,8 +161,9 @@ def _read_mask(data: bytes, where: str) -> np.ndarray:
     return np.asarray(img)
 
 
-def ingest(source: str, out_dir: Path, sha256: str = "") -> list[Record]:
-    """Validate and normalise every pair of ``source`` into ``out_dir``; raise listing all bad files."""
+def ingest(source: str, out_dir: Path, sha256: str = "", plant: Path | None = None) -> list[Record]:
+    """Validate and normalise every pair of ``source`` and of the ``plant`` batches into ``out_dir``, and
+    write its manifest; raise listing all bad files (then no manifest is written)."""
     with open_source(source, sha256) as files:
         pairs, errors = pair_members(files)
         if not pairs and not errors:
@@ -166,23 +171,113 @@ def ingest(source: str, out_dir: Path, sha256: str = "") -> list[Record]:
         records: list[Record] = []
         for image, mask in pairs:
             try:
-                records.append(_ingest_pair(image, mask, out_dir))
+                records.append(
+                    _normalise(
+                        _read(image),
+                        _read(mask),
+                        class_name(image.folder),
+                        image.stem,
+                        PUBLIC,
+                        image.file.path,
+                        mask.file.path,
+                        out_dir,
+                    )
+                )
             except IngestError as err:
                 errors.append(str(err))
     if errors:
         raise IngestError(f"{len(errors)} bad file(s) in {source}:\n  " + "\n  ".join(errors))
+    if plant is not None:
+        # A plant tile that is a public tile (same bytes) keeps its public label and split: a public
+        # test tile must never reach training through the plant.
+        records += ingest_plant(plant, out_dir, skip={r.image_sha256 for r in records})
     write_records(out_dir / "manifest.csv", records)
     return records
 
 
-def _ingest_pair(image_member: Member, mask_member: Member, out_dir: Path) -> Record:
-    cls, name = class_name(image_member.folder), image_member.stem
-    image_bytes, mask_bytes = _read(image_member), _read(mask_member)
+def ingest_plant(folder: Path, out_dir: Path, skip: set[str] = frozenset()) -> list[Record]:
+    """Every labelled batch below ``folder`` (a folder with a ``labels.csv``), normalised into ``out_dir``,
+    but the tiles whose sha256 is in ``skip``."""
+    latest: dict[str, tuple[Path, LabelledTile]] = {}
+    errors: list[str] = []
+    batches = sorted(p.parent for p in folder.glob(f"*/{LABELS_FILE}")) if folder.is_dir() else []
+    for batch in batches:
+        try:
+            tiles = read_labels(batch)
+        except ValueError as err:
+            errors.append(str(err))
+            continue
+        for tile in tiles:
+            if problem := _bad_label(batch, tile):
+                errors.append(f"{batch / LABELS_FILE}: tile {tile.sha256[:16]}: {problem}")
+            elif tile.sha256 not in skip:
+                latest[tile.sha256] = (batch, tile)
+    records: list[Record] = []
+    for batch, tile in latest.values():
+        image_path, mask_path = batch / tile.image, batch / tile.mask
+        try:
+            record = _normalise(
+                _read_file(image_path),
+                _read_file(mask_path),
+                tile.cls,
+                f"plant-{tile.sha256[:16]}",
+                f"plant/{batch.name}",
+                str(image_path),
+                str(mask_path),
+                out_dir,
+            )
+        except IngestError as err:
+            errors.append(str(err))
+            continue
+        if record.image_sha256 != tile.sha256:
+            errors.append(f"{image_path}: sha256 {record.image_sha256}, labels.csv says {tile.sha256}")
+        records.append(record)
+    if errors:
+        raise IngestError(f"{len(errors)} bad file(s) in {folder}:\n  " + "\n  ".join(errors))
+    return sorted(records, key=lambda r: r.id)
+
+
+_CLASS = re.compile(r"^[a-z]+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _bad_label(batch: Path, tile: LabelledTile) -> str | None:
+    """Why a row of ``labels.csv`` cannot be used (its values become file names), or ``None``."""
+    if not _SHA256.match(tile.sha256):
+        return "sha256 is not 64 lower-case hex digits"
+    if not _CLASS.match(tile.cls):
+        return f"class {tile.cls!r} is not a lower-case word"
+    for rel in (tile.image, tile.mask):
+        if not (batch / rel).resolve().is_relative_to(batch.resolve()):
+            return f"{rel} lies outside the batch folder"
+    return None
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise IngestError(f"{path}: {size} bytes, more than the {MAX_FILE_BYTES} a tile file may have")
+        return path.read_bytes()
+    except OSError as err:
+        raise IngestError(f"{path}: unreadable ({err.strerror})") from None
+
+
+def _normalise(
+    image_bytes: bytes,
+    mask_bytes: bytes,
+    cls: str,
+    name: str,
+    origin: str,
+    image_path: str,
+    mask_path: str,
+    out_dir: Path,
+) -> Record:
+    """Check one image/mask pair and write it, gray and 0/1, as ``images|masks/<cls>/<name>.png``."""
     try:
         image = decode_gray(image_bytes, max_pixels=MAX_PIXELS)
     except ImageError as err:
-        raise IngestError(f"{image_member.file.path}: {err}") from None
-    mask_path = mask_member.file.path
+        raise IngestError(f"{image_path}: {err}") from None
     mask = _read_mask(mask_bytes, mask_path)
     if mask.shape != image.shape:
         raise IngestError(
@@ -208,6 +303,7 @@ def _ingest_pair(image_member: Member, mask_member: Member, out_dir: Path) -> Re
         defect_pixels=int(binary.sum()),
         image_sha256=hashlib.sha256(image_bytes).hexdigest(),
         mask_sha256=hashlib.sha256(mask_bytes).hexdigest(),
+        origin=origin,
     )
 
 
@@ -220,13 +316,14 @@ def main() -> None:
     if args.out.exists():
         shutil.rmtree(args.out)
     try:
-        records = ingest(params.source, args.out, params.sha256)
+        records = ingest(params.source, args.out, params.sha256, Path(params.plant))
     except IngestError as err:
         sys.exit(f"ingest: {err}")
     counts: dict[str, int] = {}
     for r in records:
         counts[r.cls] = counts.get(r.cls, 0) + 1
-    print(f"ingested {len(records)} tiles from {params.source}: {counts}")
+    plant = sum(r.from_plant for r in records)
+    print(f"ingested {len(records)} tiles from {params.source} and {plant} from {params.plant}: {counts}")
 
 
 if __name__ == "__main__":

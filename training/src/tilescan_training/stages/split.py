@@ -1,8 +1,14 @@
-"""Stage ``split``: a deterministic split stratified by class, written as a manifest (no copies)."""
+"""Stage ``split``: a deterministic split stratified by class, written as a manifest (no copies).
+
+Public tiles are split as if no plant tile existed, so the public test split, and every number measured
+on it, stays comparable across dataset versions. Plant tiles go to train, val or a test split of their
+own (``plant_test``) by a hash of their id: a tile keeps its split as later batches arrive.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,11 +22,13 @@ def split(records: list[Record], params: SplitParams) -> list[SplitEntry]:
     """Shuffle each class with the seed, then cut test, val and train shares from it.
 
     The result depends only on the set of ids and the params, not on the order of ``records``.
-    Defect-free training tiles beyond ``free_in_train`` are marked ``unused``.
+    Defect-free training tiles beyond ``free_in_train`` are marked ``unused``. Plant tiles: see the module.
     """
+    plant = [_plant_entry(r, params) for r in records if r.from_plant]
     by_class: dict[str, list[str]] = defaultdict(list)
     for r in records:
-        by_class[r.cls].append(r.id)
+        if not r.from_plant:
+            by_class[r.cls].append(r.id)
     entries: list[SplitEntry] = []
     for cls in sorted(by_class):
         ids = sorted(by_class[cls])
@@ -41,7 +49,20 @@ def split(records: list[Record], params: SplitParams) -> list[SplitEntry]:
             else:
                 name = "unused"
             entries.append(SplitEntry(id=id_, cls=cls, split=name))
-    return sorted(entries, key=lambda e: e.id)
+    return sorted(entries + plant, key=lambda e: e.id)
+
+
+def _plant_entry(record: Record, params: SplitParams) -> SplitEntry:
+    """``plant_test``, ``val`` or ``train`` by where the seeded hash of the id falls in [0, 1)."""
+    digest = hashlib.sha256(f"{params.seed}:{record.id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < params.test_fraction:
+        name = "plant_test"
+    elif u < params.test_fraction + params.val_fraction:
+        name = "val"
+    else:
+        name = "train"
+    return SplitEntry(id=record.id, cls=record.cls, split=name)
 
 
 def _stable(text: str) -> int:
