@@ -323,7 +323,7 @@ def main() -> None:
     for r in records:
         counts[r.cls] = counts.get(r.cls, 0) + 1
     plant = sum(r.from_plant for r in records)
-    print(f"ingested {len(records)} tiles from {params.source} and {plant} from {params.plant}: {counts}")
+    print(f"ingested {len(records) - plant} tiles from {params.source}, {plant} from {params.plant}:", counts)
 
 
 if __name__ == "__main__":
