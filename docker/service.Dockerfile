@@ -30,11 +30,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 COPY constraints.txt /tmp/constraints.txt
 COPY --from=build /wheels /tmp/wheels
-# onnxruntime and openvino are the `cpu` extra spelled out (extras do not combine with wheel paths); the
-# constraints file pins them and every transitive dependency.
+# onnxruntime and openvino are the `cpu` extra spelled out, s3fs the `s3` one (extras do not combine with
+# wheel paths): a plant's capture store is a bucket (TILESCAN_CAPTURE_URL=s3://...). The constraints file
+# pins them and every transitive dependency.
 RUN python3 -m venv /opt/venv \
     && pip install --no-cache-dir --disable-pip-version-check --constraint /tmp/constraints.txt \
-        /tmp/wheels/*.whl onnxruntime openvino \
+        /tmp/wheels/*.whl onnxruntime openvino s3fs \
     && rm -rf /tmp/wheels /tmp/constraints.txt \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin tilescan
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make docker-smoke`: build docker/service.Dockerfile, bring up the compose file's `api` service with
 # `docker compose up` (what the README tells users to run), and smoke-test /readyz, /model and a real
-# /predict with tilescan_service.smoke; the container must also report itself healthy. Cleans up afterwards.
+# /predict with tilescan_service.smoke; the container must also report itself healthy and be able to capture
+# to s3://. Cleans up afterwards.
 # Works without a Docker service or Docker Hub access: see scripts/lib/docker_env.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,4 +40,8 @@ for _ in $(seq 30); do
 done
 log "container health: $health"
 [[ $health == healthy ]]
+# A plant's capture store is a bucket: the image must carry s3fs (the service's `s3` extra).
+docker exec "$container" python3 -c "import fsspec; fsspec.filesystem('s3')" \
+  || { echo "docker-smoke: the image cannot write captures to s3:// (no s3fs)" >&2; exit 1; }
+log "image size: $(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"
 log "docker-smoke passed"
