@@ -13,7 +13,8 @@ service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5
 smaller than JSON, CPU overhead <= 3 ms per tile, goodput at 64 connections >= 0.9 x capacity at 8
 with the accepted requests' p99 <= (queue places + 1) x the single-request time. Then the
 primary's p50 at c=1 with shadow mirroring off and on (issue 8), with the drops it counts when the
-shadow is down; then (e) each precision the machine can run (fp32, bf16 on OpenVINO, int8): the
+shadow is down; the same with capture off and on, every tile kept (issue 18; ``--capture-only``);
+then (e) each precision the machine can run (fp32, bf16 on OpenVINO, int8): the
 runtime alone and a service pinned to it at 8 connections, their ratios, and what
 ``TILESCAN_PRECISION=auto`` picks (issue 17; ``--precision-only`` runs just that). Load goes to
 127.0.0.1 only and is bounded in requests and seconds.
@@ -39,9 +40,18 @@ from harness import (
     start_service,
     stop_service,
 )
-from report import report, report_cpu, report_memory, report_overload, report_precision, report_shadow
+from report import (
+    report,
+    report_capture,
+    report_cpu,
+    report_memory,
+    report_overload,
+    report_precision,
+    report_shadow,
+)
 from scenarios import (
     Load,
+    bench_capture,
     bench_cpu,
     bench_direct,
     bench_http,
@@ -70,6 +80,7 @@ def main() -> None:
     parser.add_argument(
         "--precision-only", action="store_true", help="only the fp32 / bf16 / int8 comparison"
     )
+    parser.add_argument("--capture-only", action="store_true", help="only capture off vs on")
     args = parser.parse_args()
 
     tiles = load_test_tiles(args.images)
@@ -80,6 +91,9 @@ def main() -> None:
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-service.log"
     if args.shadow_only:
         report_shadow(*bench_shadow(args.model, tiles, bodies, args.rounds, args.limit_s))
+        return
+    if args.capture_only:
+        report_capture(*bench_capture(args.model, bodies, args.rounds, args.limit_s))
         return
     if args.precision_only:
         report_precision(*bench_precision(args.model, arrays, bodies, args.rounds, args.limit_s, log))
@@ -157,6 +171,7 @@ def main() -> None:
         ]
     )
     report_shadow(*bench_shadow(args.model, tiles, bodies, args.rounds, args.limit_s))
+    report_capture(*bench_capture(args.model, bodies, args.rounds, args.limit_s))
     report_precision(*bench_precision(args.model, arrays, bodies, args.rounds, args.limit_s, log))
 
 

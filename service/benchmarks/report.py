@@ -199,6 +199,23 @@ def report_shadow(
         print(f"\n`make shadow-report` {shadow_report}")
 
 
+def report_capture(runs: list[Run], cpu: dict[str, float], counts: dict[str, float]) -> None:
+    """p50 at one connection with capture off and on, and the capturing service's counters."""
+    off = runs[0].percentile(50)
+    print("\n| measurement | images | p50 ms | p95 ms | p50 vs off | CPU ms/image | errors |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for run, seconds in zip(runs, cpu.values(), strict=True):
+        print(
+            f"| {run.name} | {len(run.latencies)} | {run.percentile(50):.1f} | {run.percentile(95):.1f} "
+            f"| {run.percentile(50) / off:.3f}x | {seconds * 1000 / max(len(run.latencies), 1):.1f} "
+            f"| {run.errors} |"
+        )
+    print(
+        "\nCapture counters: "
+        + (", ".join(f"{name} {n:.0f}" for name, n in sorted(counts.items())) or "none")
+    )
+
+
 def report_precision(runs: list[PrecisionRun], auto: dict[str, object]) -> None:
     """Each precision's cost alone and through the service, and what the service picks by itself."""
     fp32 = next(run for run in runs if run.precision == "fp32")

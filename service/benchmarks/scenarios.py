@@ -8,6 +8,7 @@ import asyncio
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -402,6 +403,48 @@ def bench_shadow(
         Run(f"primary JSON (c=1), {name}", latencies[name], walls[name], errors[name]) for name in variants
     ]
     return runs, cpu, counts, reports, mirror_ms
+
+
+def bench_capture(
+    model: Path, bodies: list[tuple[bytes, str]], rounds: int, limit_s: float
+) -> tuple[list[Run], dict[str, float], dict[str, float]]:
+    """Primary p50 at c=1 (JSON) with capture off and on, alternating round by round (issue 18).
+
+    Capture on keeps every tile (``TILESCAN_CAPTURE_SAMPLE_RATE=1``, the most it can write) to a folder:
+    the first round stores each tile, later rounds find it there (dedup by hash). Returns the runs, each
+    service's CPU seconds, and the capturing one's stored and dropped counts.
+    """
+    store = Path(tempfile.mkdtemp(prefix="tilescan-bench-captures-"))
+    variants = {
+        "capture off": {},
+        "capture on, every tile": {"TILESCAN_CAPTURE_URL": str(store), "TILESCAN_CAPTURE_SAMPLE_RATE": "1"},
+    }
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    ports = {name: free_port() for name in variants}
+    processes = {
+        name: start_service(model, ports[name], tmp / f"tilescan-bench-capture{i}.log", **env)
+        for i, (name, env) in enumerate(variants.items())
+    }
+    try:
+        for name, port in ports.items():  # warm-up, untimed
+            bench_http(port, bodies[:8], "json", 1, 1, limit_s, processes[name].pid)
+        cpu_before = {name: process_cpu_s(p.pid) for name, p in processes.items()}
+        measurements = {
+            name: partial(bench_http, port, bodies, "json", 1, 1, limit_s, processes[name].pid)
+            for name, port in ports.items()
+        }
+        runs = interleaved(rounds, measurements)
+        cpu = {name: process_cpu_s(p.pid) - cpu_before[name] for name, p in processes.items()}
+        counts = {
+            f"{sample.name.removesuffix('_total')} {sample.labels['reason']}": sample.value
+            for sample in metric_samples(ports["capture on, every tile"])
+            if sample.name in ("tilescan_capture_stored_total", "tilescan_capture_dropped_total")
+        }
+    finally:
+        for process in processes.values():
+            stop_service(process)
+        shutil.rmtree(store, ignore_errors=True)
+    return [replace(run, name=f"primary JSON (c=1), {name}") for name, run in runs.items()], cpu, counts
 
 
 def bench_cpu(
