@@ -30,22 +30,21 @@ help:  ## list the targets
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(BIN)/uv: $(BIN)/python constraints.txt
+$(DEV_STAMP): $(BIN)/python $(DEV_DEPS)
 	$(PIP) uv
-	touch $@
-
-$(DEV_STAMP): $(BIN)/uv $(DEV_DEPS)
 	$(PIP) $(TORCH)
 	$(UV) -e "shared[cpu]" -e "training[train,test,lint]" -e "service[test]"
 	touch $(GATE_STAMP) $@
 
 install: $(DEV_STAMP)  ## create .venv with everything for training and tests
 
-$(GATE_STAMP): $(BIN)/uv $(GATE_DEPS)
+$(GATE_STAMP): $(BIN)/python $(GATE_DEPS)
+	$(PIP) uv
 	$(UV) -e "shared[cpu]" -e training
 	touch $@
 
-$(SERVE_STAMP): $(BIN)/uv $(SERVE_DEPS)
+$(SERVE_STAMP): $(BIN)/python $(SERVE_DEPS)
+	$(PIP) uv
 	$(UV) -e "shared[cpu]" -e "service[cpu]"
 	touch $@
 
@@ -55,7 +54,8 @@ LABEL_VENV ?= .venv-label
 LABEL_BIN := $(LABEL_VENV)/bin
 LABEL_STAMP := $(LABEL_VENV)/.installed
 LABEL_DIR ?= label
-$(LABEL_STAMP): $(BIN)/uv labelling/constraints.txt labelling/pyproject.toml shared/pyproject.toml
+$(LABEL_STAMP): $(BIN)/python labelling/constraints.txt labelling/pyproject.toml shared/pyproject.toml
+	$(PIP) uv
 	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(LABEL_VENV)
 	$(BIN)/uv pip install --quiet --python $(LABEL_BIN)/python --constraint labelling/constraints.txt \
 	  -e shared -e "labelling[server,test]"
@@ -148,7 +148,7 @@ label-import: $(LABEL_STAMP) $(GATE_STAMP)  ## a Label Studio JSON export (FILE=
 	batch=$$(date -u +%Y%m%dT%H%M%SZ); \
 	$(LABEL_BIN)/tilescan-label import --captures "$(CAPTURES)" --file "$(FILE)" --plant data/plant --batch $$batch && \
 	$(BIN)/dvc add --quiet data/plant/$$batch && \
-	echo "next: git add data/plant/$$batch.dvc data/plant/.gitignore && dvc push && make train"
+	echo "next: git commit data/plant (dvc add staged it), dvc push, make train"
 
 flywheel-smoke: $(DEV_STAMP) $(LABEL_STAMP)  ## service with capture -> Label Studio -> a person's correction -> ingest and split
 	$(LABEL_BIN)/python -m tilescan_labelling.smoke --project-python $(BIN)/python

@@ -112,10 +112,9 @@ def one_request(port: int, body: tuple[bytes, str]) -> tuple[int, float]:
 def start_service(model: Path, port: int, log: Path, **settings: str) -> subprocess.Popen:
     """A ready ``tilescan-serve`` on ``port`` with ``settings``, its output in ``log``; exits if it fails."""
     settings = {"TILESCAN_LOG_LEVEL": "INFO", **settings}
-    # No load balancer to wait for when the benchmark ends: no drain.
     with open(log, "w") as out:
         try:
-            return start_serve(model, port, log=out, TILESCAN_DRAIN_SECONDS="0", **settings).process
+            return start_serve(model, port, log=out, **settings).process
         except TimeoutError as err:
             sys.exit(f"{err}; see {log}")
 

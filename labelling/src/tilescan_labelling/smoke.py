@@ -262,6 +262,8 @@ def main() -> None:
     parser.add_argument("--project-python", required=True, help="the project environment's python (.venv)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (its path is printed)")
     args = parser.parse_args()
+    # Stopped from outside (.ci/run when another step fails): unwind, so the servers are stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     work = Path(tempfile.mkdtemp(prefix="tilescan-flywheel-"))
     started = time.monotonic()
     try:

@@ -95,6 +95,7 @@ def start_serve(
         "TILESCAN_HOST": "127.0.0.1",
         "TILESCAN_MODEL_PATH": str(model),
         "TILESCAN_LOG_LEVEL": "WARNING",
+        "TILESCAN_DRAIN_SECONDS": "0",  # no load balancer to wait for: stop_serve returns at once
     }
     process = subprocess.Popen(
         [Path(sys.executable).parent / "tilescan-serve"], env=env | settings, stdout=log, stderr=log
@@ -110,7 +111,7 @@ def start_serve(
 
 
 def stop_serve(served: ServedProcess) -> None:
-    """SIGTERM, and wait for the process to exit (it drains for ``TILESCAN_DRAIN_SECONDS`` first)."""
+    """SIGTERM, and wait for the process to exit (after ``TILESCAN_DRAIN_SECONDS``, 0 unless set)."""
     served.process.terminate()
     served.process.wait(timeout=30)
 
