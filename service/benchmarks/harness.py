@@ -58,14 +58,15 @@ class Run:
 
 
 def interleaved(rounds: int, measurements: dict[str, Callable[[], Run]]) -> dict[str, Run]:
-    """Each measurement once per round, in turn, merged over the rounds.
+    """Each measurement once per round, in turn (every other round in reverse), merged over the rounds.
 
     The speed of a shared VM drifts by tens of percent within minutes; measured in turn, every
     variant sees the same drift, so their ratios hold where back-to-back blocks would not.
     """
     passes: dict[str, list[Run]] = {name: [] for name in measurements}
-    for _ in range(rounds):
-        for name, measure in measurements.items():
+    for i in range(rounds):
+        # Every other round in reverse: the one measured first in a round is measured last in the next.
+        for name, measure in list(measurements.items())[:: 1 if i % 2 == 0 else -1]:
             passes[name].append(measure())
     return {name: Run.merged(runs) for name, runs in passes.items()}
 
