@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from tilescan_shared.image import decode_gray
-from tilescan_shared.labelled import LabelledTile, write_labels
 from tilescan_training.manifest import read_records
 from tilescan_training.stages.ingest import MAX_FILE_BYTES, MAX_PIXELS, IngestError, ingest
+from tilescan_training.testing import write_plant_batch
 
 
 def test_ingest_normalises_every_pair(synthetic_dataset, tmp_path):
@@ -206,33 +206,6 @@ def test_images_and_masks_have_a_pixel_cap(synthetic_dataset, tmp_path):
     assert f"MT_Free/Imgs/exp1_num_1001.png: mask has {side}x{side} pixels, more than {MAX_PIXELS}" in message
 
 
-def _batch(root: Path, name: str, tiles: list[tuple[bytes, str, np.ndarray]]) -> Path:
-    """A labelled plant batch (tilescan_shared.labelled) of ``(image bytes, class, 0/1 mask)``."""
-    batch = root / name
-    (batch / "images").mkdir(parents=True)
-    (batch / "masks").mkdir()
-    rows = []
-    for data, cls, mask in tiles:
-        sha = hashlib.sha256(data).hexdigest()
-        (batch / "images" / f"{sha}.png").write_bytes(data)
-        Image.fromarray(mask).save(batch / "masks" / f"{sha}.png")
-        rows.append(
-            LabelledTile(
-                sha,
-                cls,
-                f"images/{sha}.png",
-                f"masks/{sha}.png",
-                *mask.shape,
-                int(mask.sum()),
-                "2026-12-06T06:00:00+00:00",
-                "abc",
-                "uncertain",
-            )
-        )
-    write_labels(batch, rows)
-    return batch
-
-
 def _png(seed: int, size: tuple[int, int] = (24, 32)) -> bytes:
     out = io.BytesIO()
     Image.fromarray(np.random.default_rng(seed).integers(0, 255, size, dtype=np.uint8)).save(out, "PNG")
@@ -243,9 +216,9 @@ def test_plant_batches_are_ingested_beside_the_public_tiles(synthetic_dataset, t
     plant = tmp_path / "plant"
     mask = np.zeros((24, 32), np.uint8)
     mask[3:6, 4:9] = 1
-    _batch(plant, "b1", [(_png(1), "crack", mask), (_png(2), "free", np.zeros_like(mask))])
+    write_plant_batch(plant / "b1", [(_png(1), "crack", mask), (_png(2), "free", np.zeros_like(mask))])
     # the same tile labelled again later: the later label counts
-    _batch(plant, "b2", [(_png(1), "blowhole", mask)])
+    write_plant_batch(plant / "b2", [(_png(1), "blowhole", mask)])
     public = ingest(str(synthetic_dataset), tmp_path / "a")
     records = ingest(str(synthetic_dataset), tmp_path / "out", plant=plant)
     assert records[: len(public)] == public
@@ -265,7 +238,7 @@ def test_plant_batches_are_ingested_beside_the_public_tiles(synthetic_dataset, t
 def test_a_plant_tile_that_is_a_public_tile_keeps_its_public_label(synthetic_dataset, tmp_path):
     public_image = next((synthetic_dataset / "MT_Crack" / "Imgs").glob("*.jpg")).read_bytes()
     shape = decode_gray(public_image).shape
-    _batch(tmp_path / "plant", "b1", [(public_image, "free", np.zeros(shape, np.uint8))])
+    write_plant_batch(tmp_path / "plant" / "b1", [(public_image, "free", np.zeros(shape, np.uint8))])
     records = ingest(str(synthetic_dataset), tmp_path / "out", plant=tmp_path / "plant")
     assert not any(r.from_plant for r in records)
 
@@ -273,7 +246,8 @@ def test_a_plant_tile_that_is_a_public_tile_keeps_its_public_label(synthetic_dat
 def test_bad_plant_labels_are_named_and_nothing_is_ingested(synthetic_dataset, tmp_path):
     plant = tmp_path / "plant"
     dirty = np.ones((24, 32), np.uint8)
-    batch = _batch(plant, "b1", [(_png(3), "free", dirty), (_png(4), "../etc", dirty)])
+    batch = plant / "b1"
+    write_plant_batch(batch, [(_png(3), "free", dirty), (_png(4), "../etc", dirty)])
     with pytest.raises(IngestError) as err:
         ingest(str(synthetic_dataset), tmp_path / "out", plant=plant)
     assert "a defect-free tile's mask marks 768 defect pixels" in str(err.value)

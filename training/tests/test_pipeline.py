@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -17,9 +16,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from tilescan_shared.labelled import LabelledTile, write_labels
 from tilescan_shared.predictor import Predictor
 from tilescan_training.manifest import read_records, read_split
+from tilescan_training.testing import write_plant_batch
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
@@ -81,33 +80,15 @@ def pipeline_repo(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFact
 
 
 def _plant_batch(dataset: Path, batch: Path) -> None:
-    """A labelled batch (tilescan_shared.labelled) of every other public tile, mirrored: new tiles."""
-    (batch / "images").mkdir(parents=True)
-    (batch / "masks").mkdir()
+    """A labelled batch of every other public tile, mirrored: new tiles."""
     tiles = []
     for image_path in sorted(dataset.glob("MT_*/Imgs/*.jpg"))[::2]:
         image = np.asarray(Image.open(image_path))[:, ::-1]
         mask = (np.asarray(Image.open(image_path.with_suffix(".png"))) > 0).astype(np.uint8)[:, ::-1]
         out = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(image)).save(out, "PNG")
-        sha = hashlib.sha256(out.getvalue()).hexdigest()
-        (batch / f"images/{sha}.png").write_bytes(out.getvalue())
-        Image.fromarray(np.ascontiguousarray(mask)).save(batch / f"masks/{sha}.png")
-        cls = image_path.parent.parent.name.removeprefix("MT_").lower()
-        tiles.append(
-            LabelledTile(
-                sha,
-                cls,
-                f"images/{sha}.png",
-                f"masks/{sha}.png",
-                *mask.shape,
-                int(mask.sum()),
-                "2026-12-06T06:00:00+00:00",
-                "v1",
-                "uncertain",
-            )
-        )
-    write_labels(batch, tiles)
+        tiles.append((out.getvalue(), image_path.parent.parent.name.removeprefix("MT_").lower(), mask))
+    write_plant_batch(batch, tiles)
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""Test helpers for code that scores models (the gate, promotion, the workflows' sandbox).
+"""Test helpers for code that scores models (the gate, promotion, the workflows' sandbox), and
+:func:`write_plant_batch` for the plant tiles ``ingest`` reads.
 
 :func:`write_scoring_data` lays out a tiny ingested dataset and split whose test tiles give the tiny
 models of :mod:`tilescan_shared.testing` (probability = pixel / 255) scores known by construction:
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tilescan_shared.labelled import LabelledTile, write_labels
 from tilescan_training.manifest import Record, SplitEntry, write_records, write_split
 
 DEFECT_TILES, FREE_TILES = 4, 4
@@ -68,3 +70,31 @@ def write_scoring_data(repo: Path) -> None:
         entries.append(SplitEntry(tile_id, cls, "test"))
     write_records(root / "manifest.csv", records)
     write_split(repo / "data/split.csv", entries)
+
+
+def write_plant_batch(batch: Path, tiles: list[tuple[bytes, str, np.ndarray]]) -> None:
+    """A labelled batch (:mod:`tilescan_shared.labelled`) of ``(image bytes, class, 0/1 mask)``."""
+    (batch / "images").mkdir(parents=True)
+    (batch / "masks").mkdir()
+    rows = []
+    for data, cls, mask in tiles:
+        sha = hashlib.sha256(data).hexdigest()
+        image, mask_file = f"images/{sha}.png", f"masks/{sha}.png"
+        (batch / image).write_bytes(data)
+        Image.fromarray(np.ascontiguousarray(mask)).save(batch / mask_file)
+        shape = mask.shape
+        rows.append(
+            LabelledTile(
+                sha,
+                cls,
+                image,
+                mask_file,
+                shape[0],
+                shape[1],
+                int(mask.sum()),
+                "2026-12-06T06:00:00+00:00",
+                "v1",
+                "uncertain",
+            )
+        )
+    write_labels(batch, rows)
