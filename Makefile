@@ -131,7 +131,7 @@ label-install: $(LABEL_STAMP)  ## the labelling environment (.venv-label): Label
 LABEL_PORT ?= 8080
 label-studio: $(LABEL_STAMP)  ## run Label Studio on 127.0.0.1:LABEL_PORT, serving the tiles label-export wrote to LABEL_DIR
 	mkdir -p $(LABEL_DIR)
-	LABEL_STUDIO_BASE_DATA_DIR=$(abspath $(LABEL_DIR))/studio LOCAL_FILES_SERVING_ENABLED=true \
+	LABEL_STUDIO_BASE_DATA_DIR=$(abspath $(LABEL_DIR))/studio LOCAL_FILES_SERVING_ENABLED=true LATEST_VERSION_CHECK=false \
 	LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=$(abspath $(LABEL_DIR)) \
 	  $(LABEL_BIN)/label-studio start --no-browser --internal-host 127.0.0.1 --port $(LABEL_PORT)
 
