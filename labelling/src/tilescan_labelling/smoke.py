@@ -42,11 +42,10 @@ from PIL import Image
 
 from tilescan_labelling import studio
 from tilescan_labelling.annotations import import_export
-from tilescan_labelling.interface import BRUSH, DEFECT_FREE, IMAGE, VERDICT, label_of
+from tilescan_labelling.interface import BRUSH, CLASSES, DEFECT_FREE, IMAGE, VERDICT, label_of
 from tilescan_labelling.tasks import export_tasks
 from tilescan_shared.captures import CaptureStore
-
-CLASSES = ("blowhole", "break", "crack", "fray", "uneven", "free")
+from tilescan_shared.labelled import FREE_CLASS
 
 
 class SmokeError(RuntimeError):
@@ -99,7 +98,7 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float, name: str) -> 
 def plant_tiles(dataset: Path) -> list[tuple[str, bytes, np.ndarray]]:
     """``(class, PNG bytes, 0/1 mask)``: the first tile of each class, mirrored left to right."""
     tiles = []
-    for cls in CLASSES:
+    for cls in (*CLASSES, FREE_CLASS):
         image_path = sorted((dataset / f"MT_{cls.capitalize()}" / "Imgs").glob("*.jpg"))[0]
         image = np.asarray(Image.open(image_path).convert("L"))[:, ::-1]
         mask = (np.asarray(Image.open(image_path.with_suffix(".png")).convert("L")) > 0)[:, ::-1]
@@ -111,7 +110,7 @@ def plant_tiles(dataset: Path) -> list[tuple[str, bytes, np.ndarray]]:
 
 def correction(cls: str, mask: np.ndarray) -> list[dict]:
     """What a person submits: the true mask with its class, or "Defect-free"."""
-    if cls == "free":
+    if cls == FREE_CLASS:
         return [
             {"from_name": VERDICT, "to_name": IMAGE, "type": "choices", "value": {"choices": [DEFECT_FREE]}}
         ]
