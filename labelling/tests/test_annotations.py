@@ -128,8 +128,19 @@ def test_a_malformed_export_is_refused(store, tmp_path, content):
     assert not (tmp_path / "plant").exists()
 
 
-def test_a_batch_is_written_once(store, tmp_path):
+def test_a_batch_is_written_once_and_where_it_belongs(store, tmp_path):
     export = labelled(store, tmp_path, {0: [[DEFECT_FREE]]})
     import_export(export, store, tmp_path / "plant", "b1")
     with pytest.raises(ExportError, match="exists already"):
+        import_export(export, store, tmp_path / "plant", "b1")
+    with pytest.raises(ExportError, match="not a folder name"):
+        import_export(export, store, tmp_path / "plant", "../b2")
+    assert not (tmp_path / "b2").exists()
+
+
+def test_a_truncated_stroke_is_refused(store, tmp_path):
+    stroke = brush(np.ones(shape_of(store, 0), bool), "Crack")
+    stroke["value"]["rle"] = stroke["value"]["rle"][:5]
+    export = labelled(store, tmp_path, {0: [[stroke]]})
+    with pytest.raises(ExportError, match="nothing imported"):
         import_export(export, store, tmp_path / "plant", "b1")

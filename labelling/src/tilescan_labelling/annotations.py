@@ -104,6 +104,8 @@ def mask_of(annotation: dict[str, Any], capture: CaptureRecord) -> tuple[str, np
 def import_export(export: Path, store: CaptureStore, plant: Path, batch: str) -> Imported:
     """Read ``export`` against the captures of ``store`` into ``plant/<batch>`` (see the module)."""
     target = plant / batch
+    if Path(batch).name != batch or batch.startswith("."):
+        raise ExportError(f"batch {batch!r} is not a folder name")
     if target.exists():
         raise ExportError(f"{target} exists already: a batch is written once")
     captures = {r.sha256: r for r in store.records()}
@@ -122,7 +124,7 @@ def import_export(export: Path, store: CaptureStore, plant: Path, batch: str) ->
             continue
         try:
             cls, mask = mask_of(annotation, captures[sha])
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError, IndexError) as err:  # a stroke as malformed as can be
             errors.append(f"{where} ({sha[:16]}): {err}")
             continue
         tiles.append((captures[sha], cls, mask))
