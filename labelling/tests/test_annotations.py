@@ -3,24 +3,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from label_studio_sdk.converter.brush import mask2rle
 from PIL import Image
 
 from tilescan_labelling.annotations import ExportError, import_export
+from tilescan_labelling.interface import painted
 from tilescan_labelling.tasks import export_tasks, least_certain_first
 from tilescan_shared.labelled import read_labels
 
 
-def brush(mask: np.ndarray, label: str, shape: tuple[int, int] | None = None) -> dict:
-    height, width = shape or mask.shape
-    return {
-        "from_name": "defect",
-        "to_name": "image",
-        "type": "brushlabels",
-        "original_width": width,
-        "original_height": height,
-        "value": {"format": "rle", "rle": mask2rle(mask.astype(np.uint8) * 255), "brushlabels": [label]},
-    }
+def brush(mask: np.ndarray, label: str) -> dict:
+    [stroke] = painted(mask, label)
+    return stroke
 
 
 DEFECT_FREE = {

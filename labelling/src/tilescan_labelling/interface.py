@@ -7,6 +7,11 @@ relabel or erase it.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+from label_studio_sdk.converter.brush import mask2rle
+
 IMAGE, BRUSH, VERDICT = "image", "defect", "verdict"
 CLASSES = ("blowhole", "break", "crack", "fray", "uneven")
 UNKNOWN = "defect"  # the class of a defect painted with the model's label and never given a class
@@ -37,3 +42,25 @@ def class_of(label: str) -> str:
             f"label {label!r} is not one of the interface's {[label_of(c) for c in (*CLASSES, UNKNOWN)]}"
         )
     return cls
+
+
+def painted(mask: np.ndarray, label: str) -> list[dict[str, Any]]:
+    """An annotation's result: the 0/1 ``mask`` painted with brush ``label`` (Label Studio's brush RLE)."""
+    height, width = mask.shape
+    value = {"format": "rle", "rle": mask2rle(mask.astype(np.uint8) * 255), "brushlabels": [label]}
+    return [
+        {
+            "from_name": BRUSH,
+            "to_name": IMAGE,
+            "type": "brushlabels",
+            "original_width": width,
+            "original_height": height,
+            "image_rotation": 0,
+            "value": value,
+        }
+    ]
+
+
+def ticked_defect_free() -> list[dict[str, Any]]:
+    """An annotation's result: the tile ticked "Defect-free"."""
+    return [{"from_name": VERDICT, "to_name": IMAGE, "type": "choices", "value": {"choices": [DEFECT_FREE]}}]

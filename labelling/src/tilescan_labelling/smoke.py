@@ -37,12 +37,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import yaml
-from label_studio_sdk.converter.brush import mask2rle
 from PIL import Image
 
 from tilescan_labelling import studio
 from tilescan_labelling.annotations import import_export
-from tilescan_labelling.interface import BRUSH, CLASSES, DEFECT_FREE, IMAGE, VERDICT, label_of
+from tilescan_labelling.interface import CLASSES, IMAGE, label_of, painted, ticked_defect_free
 from tilescan_labelling.tasks import export_tasks
 from tilescan_shared.captures import CaptureStore
 from tilescan_shared.labelled import FREE_CLASS
@@ -110,23 +109,7 @@ def plant_tiles(dataset: Path) -> list[tuple[str, bytes, np.ndarray]]:
 
 def correction(cls: str, mask: np.ndarray) -> list[dict]:
     """What a person submits: the true mask with its class, or "Defect-free"."""
-    if cls == FREE_CLASS:
-        return [
-            {"from_name": VERDICT, "to_name": IMAGE, "type": "choices", "value": {"choices": [DEFECT_FREE]}}
-        ]
-    height, width = mask.shape
-    value = {"format": "rle", "rle": mask2rle(mask * 255), "brushlabels": [label_of(cls)]}
-    return [
-        {
-            "from_name": BRUSH,
-            "to_name": IMAGE,
-            "type": "brushlabels",
-            "original_width": width,
-            "original_height": height,
-            "image_rotation": 0,
-            "value": value,
-        }
-    ]
+    return ticked_defect_free() if cls == FREE_CLASS else painted(mask, label_of(cls))
 
 
 def run(project_python: str, work: Path) -> str:

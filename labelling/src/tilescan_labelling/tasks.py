@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from label_studio_sdk.converter.brush import mask2rle
 from PIL import Image
 
-from tilescan_labelling.interface import BRUSH, DEFECT_FREE, IMAGE, UNKNOWN, VERDICT, label_of
+from tilescan_labelling.interface import IMAGE, UNKNOWN, label_of, painted, ticked_defect_free
 from tilescan_shared.captures import CaptureRecord, CaptureStore
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import decode_rle
@@ -40,22 +39,7 @@ def image_url(sha256: str) -> str:
 def task(record: CaptureRecord) -> dict[str, Any]:
     """One Label Studio task: the tile, what the capture knows of it, and the model's answer."""
     mask = decode_rle(record.rle)
-    if mask.any():
-        result = [
-            {
-                "from_name": BRUSH,
-                "to_name": IMAGE,
-                "type": "brushlabels",
-                "original_width": record.width,
-                "original_height": record.height,
-                "image_rotation": 0,
-                "value": {"format": "rle", "rle": mask2rle(mask * 255), "brushlabels": [label_of(UNKNOWN)]},
-            }
-        ]
-    else:
-        result = [
-            {"from_name": VERDICT, "to_name": IMAGE, "type": "choices", "value": {"choices": [DEFECT_FREE]}}
-        ]
+    result = painted(mask, label_of(UNKNOWN)) if mask.any() else ticked_defect_free()
     return {
         "data": {
             IMAGE: image_url(record.sha256),
