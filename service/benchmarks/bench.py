@@ -16,8 +16,10 @@ primary's p50 at c=1 with shadow mirroring off and on (issue 8), with the drops 
 shadow is down; the same with capture off and on, every tile kept (issue 18; ``--capture-only``);
 then (e) each precision the machine can run (fp32, bf16 on OpenVINO, int8): the
 runtime alone and a service pinned to it at 8 connections, their ratios, and what
-``TILESCAN_PRECISION=auto`` picks (issue 17; ``--precision-only`` runs just that). Load goes to
-127.0.0.1 only and is bounded in requests and seconds.
+``TILESCAN_PRECISION=auto`` picks (issue 17; ``--precision-only`` runs just that).
+``--compare-models A B ...`` runs only each model's serving cost against the first's (a service per
+model, default settings, in turn; issue 16). Load goes to 127.0.0.1 only and is bounded in requests
+and seconds.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from report import (
     report_capture,
     report_cpu,
     report_memory,
+    report_models,
     report_overload,
     report_precision,
     report_shadow,
@@ -56,6 +59,7 @@ from scenarios import (
     bench_direct,
     bench_http,
     bench_load,
+    bench_models,
     bench_precision,
     bench_shadow,
     big_image_memory,
@@ -81,6 +85,13 @@ def main() -> None:
         "--precision-only", action="store_true", help="only the fp32 / bf16 / int8 comparison"
     )
     parser.add_argument("--capture-only", action="store_true", help="only capture off vs on")
+    parser.add_argument(
+        "--compare-models",
+        type=Path,
+        nargs="+",
+        metavar="MODEL",
+        help="only the serving cost of these model files, each as served by default, against the first",
+    )
     args = parser.parse_args()
 
     tiles = load_test_tiles(args.images)
@@ -94,6 +105,9 @@ def main() -> None:
         return
     if args.capture_only:
         report_capture(*bench_capture(args.model, bodies, args.rounds, args.limit_s))
+        return
+    if args.compare_models:
+        report_models(bench_models(args.compare_models, bodies, args.rounds, args.limit_s, log))
         return
     if args.precision_only:
         report_precision(*bench_precision(args.model, arrays, bodies, args.rounds, args.limit_s, log))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 
 from harness import Run
-from scenarios import Load, MemoryRun, PrecisionRun, ShadowCounts, single_request_ms
+from scenarios import Load, MemoryRun, ModelRun, PrecisionRun, ShadowCounts, single_request_ms
 
 from tilescan_service.config import Settings  # the servers' settings come from the same environment
 
@@ -214,6 +214,22 @@ def report_capture(runs: list[Run], cpu: dict[str, float], counts: dict[str, flo
         "\nCapture counters: "
         + (", ".join(f"{name} {n:.0f}" for name, n in sorted(counts.items())) or "none")
     )
+
+
+def report_models(runs: list[ModelRun]) -> None:
+    """Each model's serving cost against the first one's, as the service runs each by default."""
+    first = runs[0]
+    print(
+        "\n| model | precision | answers from 4 views | p50 ms (c=1) | tiles/s (c=8) "
+        "| cost per tile vs the first (c=8) | CPU ms/tile (c=8) |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for run in runs:
+        cost = first.eight.images_per_s / run.eight.images_per_s
+        print(
+            f"| {run.model} | {run.precision} | {run.second_looks:.1%} | {run.one.percentile(50):.1f} "
+            f"| {run.eight.images_per_s:.1f} | {cost:.2f}x | {run.eight.cpu_ms_per_image:.1f} |"
+        )
 
 
 def report_precision(runs: list[PrecisionRun], auto: dict[str, object]) -> None:

@@ -447,6 +447,54 @@ def bench_capture(
     return [replace(run, name=f"primary JSON (c=1), {name}") for name, run in runs.items()], cpu, counts
 
 
+@dataclass(frozen=True)
+class ModelRun:
+    """One model served with default settings: its answers at 1 and 8 connections and how it ran."""
+
+    model: str
+    precision: str  # what the service chose (TILESCAN_PRECISION=auto)
+    one: Run
+    eight: Run
+    second_looks: float  # share of its answers made from four mirrored views
+
+
+def bench_models(
+    models: list[Path], bodies: list[tuple[bytes, str]], rounds: int, limit_s: float, log: Path
+) -> list[ModelRun]:
+    """What serving each model costs (issue 16's serving cost): a service per model with the default
+    settings (its own precision choice, its own decision rule and review band), JSON at 1 and 8
+    connections, all measured in turn round by round (``interleaved``)."""
+    ports = {model: free_port() for model in models}
+    processes = {
+        model: start_service(model, ports[model], log.with_name(f"tilescan-bench-model{i}.log"))
+        for i, model in enumerate(models)
+    }
+    try:
+        measurements: dict[str, Callable[[], Run]] = {}
+        for model, port in ports.items():
+            pid = processes[model].pid
+            bench_http(port, bodies, "json", 8, 1, limit_s, pid)  # warm-up (OpenVINO: each tile size)
+            measurements[f"{model} 1"] = partial(bench_http, port, bodies, "json", 1, 1, limit_s, pid)
+            measurements[f"{model} 8"] = partial(bench_http, port, bodies, "json", 8, 1, limit_s, pid)
+        runs = interleaved(rounds, measurements)
+        results = []
+        for model, port in ports.items():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("GET", "/model")
+            precision = json.loads(conn.getresponse().read())["runtime"]["precision"]
+            counts = {
+                sample.name: sample.value
+                for sample in metric_samples(port)
+                if sample.name in ("tilescan_second_looks_total", "tilescan_image_pixels_count")
+            }
+            share = counts.get("tilescan_second_looks_total", 0.0) / counts["tilescan_image_pixels_count"]
+            results.append(ModelRun(model.name, precision, runs[f"{model} 1"], runs[f"{model} 8"], share))
+    finally:
+        for process in processes.values():
+            stop_service(process)
+    return results
+
+
 def bench_cpu(
     args: argparse.Namespace,
     images: list[bytes],

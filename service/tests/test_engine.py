@@ -14,6 +14,8 @@ from tilescan_service.config import Settings
 from tilescan_service.engine import Engine
 from tilescan_service.main import create_app
 from tilescan_service.testing import wait_ready
+from tilescan_shared.masks import DecisionRule
+from tilescan_shared.predictor import Inference
 
 
 def _block_inference(client: TestClient, release: threading.Event, monkeypatch: pytest.MonkeyPatch) -> Engine:
@@ -22,9 +24,9 @@ def _block_inference(client: TestClient, release: threading.Event, monkeypatch: 
     engine = client.app.state.engine  # type: ignore[attr-defined]
     real_predict = engine.predictor.predict
 
-    def blocked_predict(gray: np.ndarray) -> np.ndarray:
+    def blocked_predict(gray: np.ndarray, rule: DecisionRule | None = None) -> Inference:
         release.wait(timeout=10)
-        return real_predict(gray)
+        return real_predict(gray, rule)
 
     monkeypatch.setattr(engine.predictor, "predict", blocked_predict)
     return engine

@@ -17,6 +17,8 @@ from tilescan_service.config import Settings
 from tilescan_service.main import create_app
 from tilescan_service.model_watch import FileStamp
 from tilescan_service.testing import live_server, wait_ready
+from tilescan_shared.masks import DecisionRule
+from tilescan_shared.predictor import Inference
 from tilescan_shared.testing import write_tiny_model
 
 # Fast polling so the test spends its time serving, not waiting.
@@ -121,9 +123,9 @@ def test_in_flight_request_finishes_on_the_old_model(
         old = engine.predictor
         real_predict = old.predict
 
-        def held_predict(gray: np.ndarray) -> np.ndarray:
+        def held_predict(gray: np.ndarray, rule: DecisionRule | None = None) -> Inference:
             release.wait(timeout=10)
-            return real_predict(gray)
+            return real_predict(gray, rule)
 
         monkeypatch.setattr(old, "predict", held_predict)
         in_flight: list[httpx.Response] = []

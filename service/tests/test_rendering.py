@@ -23,6 +23,7 @@ def test_json_body_is_the_summary_plus_mask_rows(shape: tuple[int, int]) -> None
         threshold=0.5,
         min_region_area=0,
         min_region_peak=0.0,
+        views=1,
         inference_ms=1.5,
         model=ModelRef(name="m", version="v"),
     )

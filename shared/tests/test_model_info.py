@@ -53,3 +53,10 @@ def test_stamp_round_trips_through_a_saved_file(tmp_path):
     props = {p.key: p.value for p in saved.metadata_props}
     assert props == INFO.to_props() | {"author": "kept"}
     assert len(saved.metadata_props) == len(props)  # each key once, stamped values replaced in place
+
+
+def test_a_review_band_round_trips_and_a_model_without_one_has_none():
+    info = ModelInfo("m", "v1", DecisionRule(0.5, 0, 0.0, 0.4, (0.05, 0.95)), [8, 8])
+    assert ModelInfo.from_props(info.to_props()) == info
+    plain = replace(info, rule=DecisionRule(0.5, 0, 0.0, 0.4))
+    assert "review" not in plain.to_props() and ModelInfo.from_props(plain.to_props()) == plain

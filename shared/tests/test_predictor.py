@@ -50,3 +50,24 @@ def test_cpu_is_always_resolved():
     assert resolve_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     with pytest.raises(ValueError, match="not available"):
         resolve_providers(["NoSuchExecutionProvider"])
+
+
+def test_a_tile_in_the_review_band_is_answered_by_the_mean_of_its_four_views(tmp_path):
+    """The corner model scores a tile by its top-left pixel: each mirrored view scores another corner."""
+    path = write_tiny_model(
+        tmp_path / "corner.onnx", tile_threshold=0.5, review=(0.1, 0.9), corner_score=True
+    )
+    predictor = Predictor(path)
+    image = bright_square(30, 40)
+    image[0, 0], image[0, -1], image[-1, 0], image[-1, -1] = 51, 102, 153, 204
+    rule = predictor.info.rule
+    assert rule.review == (0.1, 0.9)
+    alone = predictor.predict(image)
+    assert alone.views == 1 and alone.tile_score == pytest.approx(0.2)
+    looked = predictor.predict(image, rule)
+    assert looked.views == 4
+    assert looked.tile_score == pytest.approx((51 + 102 + 153 + 204) / 4 / 255)
+    # Every view is mapped back before the mean: this model's map is the image, whatever the mirror.
+    np.testing.assert_allclose(looked.probability, image / 255.0, atol=1e-6)
+    image[0, 0] = 20  # 0.078: outside the band, one run
+    assert predictor.predict(image, rule).views == 1

@@ -1,11 +1,14 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from tilescan_shared.masks import DecisionRule
+from tilescan_shared.predictor import Inference
 from tilescan_training.calibration import choose_rule, choose_tile_threshold
 from tilescan_training.manifest import Record
 from tilescan_training.params import EvaluateParams
-from tilescan_training.scoring import Scored, reference_protocol, score, tile_ranking
+from tilescan_training.scoring import Looked, Scored, Tile, reference_protocol, score, tile_ranking
 
 
 def _tile(cls: str, defect: bool, speck: float = 0.0, tile_score: float | None = None) -> Scored:
@@ -20,16 +23,30 @@ def _tile(cls: str, defect: bool, speck: float = 0.0, tile_score: float | None =
     return Scored(record, np.zeros((20, 20), np.uint8), truth, prob, tile_score)
 
 
+def _looked(tiles: list[Scored], mirrored_scores: list[float] | None = None) -> list[Looked]:
+    """``tiles`` as their looks: each mirrored view answers the same map, scored ``mirrored_scores[i]``
+    (default: the tile's own score, i.e. a second look that changes nothing)."""
+    looked = []
+    for i, t in enumerate(tiles):
+        views = [] if t.tile_score is None else [mirrored_scores[i] if mirrored_scores else t.tile_score] * 3
+        first = Inference(t.probability, t.tile_score)
+        mirrored = [Inference(t.probability, s) for s in views]
+        looked.append(Looked(Tile(t.record, t.image, t.truth), first, mirrored))
+    return looked
+
+
 def _params(
     thresholds: tuple[float, ...],
     min_region_peaks: tuple[float, ...] = (0.0,),
     max_false_alarm_rate: float = 0.1,
+    review_bands: tuple[tuple[float, float], ...] = (),
 ) -> EvaluateParams:
     return EvaluateParams(
         thresholds=thresholds,
         min_region_areas=(0,),
         min_region_peaks=min_region_peaks,
         max_false_alarm_rate=max_false_alarm_rate,
+        review_bands=review_bands,
         examples=0,
     )
 
@@ -51,6 +68,7 @@ def test_score_hand_computed():
             "recall": 1.0,
         }
     }
+    assert metrics["looked_again"] == 0.0
 
 
 def test_min_region_area_removes_small_false_alarms():
@@ -62,7 +80,7 @@ def test_min_region_area_removes_small_false_alarms():
 def test_peak_filter_is_part_of_the_rule_search():
     val = [_tile("crack", True), _tile("free", False, speck=0.45)]
     params = _params(thresholds=(0.4,), min_region_peaks=(0.0, 0.3, 0.6), max_false_alarm_rate=0.0)
-    rule, scores = choose_rule(val, params)
+    rule, scores, _ = choose_rule(_looked(val), params)
     # the 0.45 speck passes threshold 0.4 but never reaches peak 0.6; peak 0.3 <= threshold is skipped
     assert rule == DecisionRule(0.4, 0, 0.6) and scores["dice"] == 1.0
 
@@ -70,11 +88,11 @@ def test_peak_filter_is_part_of_the_rule_search():
 def test_rule_is_chosen_within_the_false_alarm_budget():
     val = [_tile("crack", True), _tile("free", False, speck=0.45), _tile("free", False)]
     params = _params(thresholds=(0.4, 0.6))
-    rule, scores = choose_rule(val, params)
+    rule, scores, _ = choose_rule(_looked(val), params)
     assert rule == DecisionRule(0.6, 0) and scores["false_alarm_rate"] == 0.0
     # With no rule inside the budget, the fewest false alarms wins.
     noisy = [_tile("crack", True), _tile("free", False, speck=0.9)]
-    rule, _ = choose_rule(noisy, _params(thresholds=(0.4, 0.95)))
+    rule, _, _ = choose_rule(_looked(noisy), _params(thresholds=(0.4, 0.95)))
     assert rule.threshold == 0.95
 
 
@@ -112,7 +130,7 @@ def test_tile_threshold_finds_the_most_defects_within_the_false_alarm_budget():
 def test_the_tile_decision_comes_first_then_the_pixel_rule():
     """The free tiles' specks would be false alarms for any pixel rule; the tile score rejects them."""
     val = _scored(defect_scores=[0.9, 0.8], free_scores=[0.2, 0.1])
-    rule, scores = choose_rule(val, _params(thresholds=(0.5,), max_false_alarm_rate=0.0))
+    rule, scores, _ = choose_rule(_looked(val), _params(thresholds=(0.5,), max_false_alarm_rate=0.0))
     assert 0.2 < rule.tile_threshold < 0.8
     assert scores["false_alarm_rate"] == 0.0 and scores["recall"] == 1.0 and scores["dice"] == 1.0
     assert tile_ranking(val) == {"roc_auc": 1.0, "average_precision": 1.0}
@@ -120,6 +138,27 @@ def test_the_tile_decision_comes_first_then_the_pixel_rule():
 
 def test_models_without_a_tile_score_keep_the_pixel_rule_alone():
     val = [_tile("crack", True), _tile("free", False)]
-    rule, _ = choose_rule(val, _params(thresholds=(0.5,)))
+    rule, _, _ = choose_rule(_looked(val), _params(thresholds=(0.5,), review_bands=((0.0, 1.0),)))
     assert rule.tile_threshold is None
     assert tile_ranking(val) is None
+
+
+def test_a_review_band_is_chosen_when_the_second_look_finds_more_defect_tiles():
+    """A defect tile scored below a defect-free one cannot be found within a zero budget; mirrored,
+    the defect tile scores high and the free one low, and their means tell them apart."""
+    val = _scored(defect_scores=[0.9, 0.3], free_scores=[0.6, 0.1])
+    mirrored = [0.9, 0.9, 0.1, 0.1]  # means: defect 0.9 and 0.75, free 0.225 and 0.1
+    params = _params(thresholds=(0.5,), max_false_alarm_rate=0.0, review_bands=((0.2, 0.7), (0.05, 0.95)))
+    plain_rule, plain, _ = choose_rule(_looked(val), replace(params, review_bands=()))
+    assert plain_rule.review is None and plain["recall"] == 0.5
+    rule, scores, answers = choose_rule(_looked(val, mirrored), params)
+    # Both bands find both defect tiles; (0.2, 0.7) looks again at two tiles, (0.05, 0.95) at three.
+    assert rule.review == (0.2, 0.7) and 0.225 < rule.tile_threshold < 0.75
+    assert scores["recall"] == 1.0 and scores["false_alarm_rate"] == 0.0 and scores["looked_again"] == 0.5
+    assert [a.views for a in answers] == [1, 4, 4, 1]
+
+
+def test_no_review_band_when_the_second_look_changes_nothing():
+    val = _scored(defect_scores=[0.9, 0.3], free_scores=[0.6, 0.1])
+    rule, scores, _ = choose_rule(_looked(val), _params(thresholds=(0.5,), review_bands=((0.0, 1.0),)))
+    assert rule.review is None and scores["looked_again"] == 0.0

@@ -52,6 +52,7 @@ class Prediction:
     model: ModelInfo  # the model that made it (a hot swap may have replaced the engine's since)
     peak_probability: float  # the map's highest probability: how close a tile came to the pixel rule
     input_stats: dict[str, float]  # the image's statistics in tilescan_shared.drift's terms
+    views: int = 1  # 4 when the rule's review band sent the tile to a second look
 
     @property
     def height(self) -> int:
@@ -208,6 +209,8 @@ class Engine:
             )
             self.metrics.inference.labels(lane.value).observe(prediction.inference_seconds)
             self.metrics.inference_cpu.labels(lane.value).inc(cpu_seconds)
+            if prediction.views > 1:
+                self.metrics.second_looks.inc()
         finally:
             self._pending -= 1
             self.metrics.queued.dec()
@@ -284,9 +287,11 @@ def _infer(
     """
     started, cpu_started = time.perf_counter(), time.thread_time()
     with big_image_allocation(gray.size):
-        inference = predictor.predict(gray)
+        inference = predictor.predict(gray, rule)
     seconds, cpu_seconds = time.perf_counter() - started, time.thread_time() - cpu_started
     segmentation = segment(inference.probability, rule, inference.tile_score)
     peak = float(inference.probability.max()) if inference.probability.size else 0.0
-    prediction = Prediction(segmentation, rule, seconds, predictor.info, peak, tile_stats(gray))
+    prediction = Prediction(
+        segmentation, rule, seconds, predictor.info, peak, tile_stats(gray), inference.views
+    )
     return prediction, finish(prediction), cpu_seconds

@@ -59,6 +59,7 @@ def summary(prediction: Prediction) -> PredictionSummary:
         regions=[RegionOut(bbox=list(r.bbox), area=r.area) for r in seg.regions],
         tile_score=seg.tile_score,
         **PredictionSummary.of(rule),
+        views=prediction.views,
         inference_ms=round(prediction.inference_seconds * 1000, 3),
         model=ModelRef(name=model.name, version=model.version),
     )
@@ -102,6 +103,7 @@ def render(prediction: Prediction, fmt: OutputFormat) -> Response:
             "X-Has-Defect": "true" if info.has_defect else "false",
             "X-Region-Count": str(len(info.regions)),
             "X-Threshold": repr(info.threshold),
+            "X-Views": str(info.views),
         }
         if info.tile_score is not None:
             headers["X-Tile-Score"] = repr(info.tile_score)

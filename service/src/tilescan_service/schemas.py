@@ -44,6 +44,8 @@ _SUMMARY_EXAMPLE: dict[str, Any] = {
     "min_region_peak": 0.0,
     "tile_score": 0.97,
     "tile_threshold": 0.42,
+    "review": [0.05, 0.95],
+    "views": 1,
     "inference_ms": 41.7,
     "model": {"name": "tilescan", "version": "3f2a9c1e"},
 }
@@ -66,6 +68,13 @@ class RuleFields(BaseModel):
         ge=0,
         le=1,
         description="tile_score at or above which the tile has a defect (null: no tile decision)",
+    )
+    review: list[float] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="[low, high]: a tile whose tile_score falls in it is looked at again, mirrored three "
+        "ways, and answered with the mean of the four views (null: never)",
     )
 
     @staticmethod
@@ -94,7 +103,10 @@ class PredictionSummary(RuleFields):
         le=1,
         description="the model's probability that the tile has a defect (null: no tile head)",
     )
-    inference_ms: float = Field(ge=0, description="onnxruntime time for this image")
+    views: int = Field(
+        ge=1, description="runs of the model behind the answer: 4 when the tile fell in the review band"
+    )
+    inference_ms: float = Field(ge=0, description="onnxruntime time for this image (all its views)")
     model: ModelRef
 
 
@@ -190,6 +202,7 @@ class ModelCard(RuleFields):
                     "min_region_area": 32,
                     "min_region_peak": 0.9,
                     "tile_threshold": 0.42,
+                    "review": [0.05, 0.95],
                     "working_size": [256, 256],
                     "metrics": {"test/dice": 0.71},
                     "train_params": {"epochs": 15},

@@ -18,6 +18,7 @@ def test_model_describes_the_served_model_from_its_metadata(client: TestClient) 
         "min_region_area": 0,
         "min_region_peak": 0.0,
         "tile_threshold": None,
+        "review": None,
         "working_size": [8, 8],
         "metrics": {"dice": 0.5, "iou": 0.33},
         "train_params": {"note": "test model"},

@@ -98,6 +98,31 @@ def test_a_tile_judged_defect_free_gets_an_empty_mask_whatever_its_pixels_say(
     assert decode_rle(body["rle"]).sum() == 0
 
 
+def test_an_uncertain_tile_is_answered_from_four_mirrored_views_and_says_so(
+    tmp_path: Path, encoder: Callable[..., bytes]
+) -> None:
+    """The corner model scores a tile by its top-left pixel; the review band [0.1, 0.9] holds 0.2.
+    (Regions of one pixel are dropped, so the bright corners stay out of the mask.)"""
+    model = write_tiny_model(
+        tmp_path / "corner.onnx", tile_threshold=0.5, review=(0.1, 0.9), corner_score=True, min_region_area=2
+    )
+    tile = bright_square()
+    tile[0, 0], tile[0, -1], tile[-1, 0], tile[-1, -1] = 51, 204, 204, 204  # views: 0.2, 0.8, 0.8, 0.8
+    with TestClient(create_app(Settings(model_path=model, log_level="WARNING"))) as client:
+        wait_ready(client.get)
+        body = client.post("/predict", **upload(encoder(tile))).json()
+        png = client.post("/predict?format=png", **upload(encoder(tile)))
+        card = client.get("/model").json()
+        metrics = client.get("/metrics").text
+
+    # Alone, 0.2 < 0.5 would be defect-free; the mean of the four views, 0.65, finds the square.
+    assert (body["views"], body["has_defect"]) == (4, True)
+    assert body["tile_score"] == pytest.approx(0.65, abs=1e-6) and body["defect_pixels"] == 300
+    assert png.headers["x-views"] == "4"
+    assert card["review"] == [0.1, 0.9]
+    assert "tilescan_second_looks_total 2.0" in metrics
+
+
 def test_png_and_rle_carry_the_same_mask_as_json(client: TestClient, square_png: bytes) -> None:
     pred = np.array(client.post("/predict?format=json", **upload(square_png)).json()["pred"])
 

@@ -17,6 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tilescan_service.config import Settings
 from tilescan_service.main import create_app
 from tilescan_service.testing import live_server, wait_ready
+from tilescan_shared.masks import DecisionRule
+from tilescan_shared.predictor import Inference
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
@@ -59,10 +61,10 @@ def _blocked_inference(app: FastAPI) -> Iterator[tuple[threading.Event, list[int
     predictor = app.state.engine.predictor
     real_predict = predictor.predict
 
-    def blocked(gray: np.ndarray) -> np.ndarray:
+    def blocked(gray: np.ndarray, rule: DecisionRule | None = None) -> Inference:
         release.wait(timeout=20)
         ran.append(gray.size)
-        return real_predict(gray)
+        return real_predict(gray, rule)
 
     predictor.predict = blocked
     try:

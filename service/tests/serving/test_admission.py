@@ -19,6 +19,8 @@ import pytest
 from tilescan_service.client import multipart_body
 from tilescan_service.config import Settings
 from tilescan_service.engine import MIN_QUEUE_WAIT_SECONDS
+from tilescan_shared.masks import DecisionRule
+from tilescan_shared.predictor import Inference
 
 PREDICT_499 = {"route": "/predict", "method": "POST", "status": "499"}
 
@@ -266,9 +268,9 @@ def test_overload_gets_only_200_or_503_and_the_next_request_after_it_gets_200(
         predictor = server.app.state.engine.predictor
         real_predict = predictor.predict
 
-        def slow_predict(gray: np.ndarray) -> np.ndarray:
+        def slow_predict(gray: np.ndarray, rule: DecisionRule | None = None) -> Inference:
             time.sleep(0.02)
-            return real_predict(gray)
+            return real_predict(gray, rule)
 
         predictor.predict = slow_predict
         statuses: list[int] = []

@@ -10,6 +10,10 @@ pixels, or whose highest probability stays below ``min_region_peak``, are droppe
 without a tile decision, the tile has a defect when any region remains. (``min_region_peak`` is
 hysteresis thresholding: a low ``threshold`` draws the extent of a defect, a high peak is needed
 to report it at all.)
+
+A model may also name a ``review`` band of tile scores: a tile whose score falls inside it is uncertain,
+so the model looks at it again, mirrored three ways, and decides on the mean of the four views
+(:meth:`tilescan_shared.predictor.Predictor.predict`); the rest keep their single view.
 """
 
 from __future__ import annotations
@@ -30,6 +34,14 @@ class DecisionRule:
     min_region_area: int = 0
     min_region_peak: float = 0.0
     tile_threshold: float | None = None  # None: no tile decision, the pixel rule decides
+    review: tuple[float, float] | None = None  # tile scores [low, high] looked at again; None: never
+
+    def reviews(self, tile_score: float | None) -> bool:
+        """Whether a tile with this single-view score is looked at again (mirrored) before deciding."""
+        if self.review is None or tile_score is None:
+            return False
+        low, high = self.review
+        return low <= tile_score <= high
 
     def decides_tile(self, tile_score: float | None) -> bool:
         """Whether the tile decision applies: the rule has a tile threshold and the model a score."""

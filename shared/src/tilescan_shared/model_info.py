@@ -1,7 +1,8 @@
 """The metadata a tilescan ONNX file carries about itself: one reader, one writer, each the other's inverse.
 
 ``metadata_props`` keys: ``name``, ``version``, ``threshold``, ``min_region_area``, ``min_region_peak``,
-``tile_threshold`` (absent for a model without a tile decision), ``working_size`` (JSON
+``tile_threshold`` (absent for a model without a tile decision), ``review`` (JSON ``[low, high]``, the tile
+scores looked at again; absent when none are), ``working_size`` (JSON
 ``[height, width]``) and the JSON documents ``train_params``, ``export_params``, ``metrics`` and
 ``variants`` (the reduced precisions that passed evaluation against fp32, each with its scores; see
 :mod:`tilescan_shared.runtimes`) and ``reference`` (histograms of the training data's statistics in
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import onnx
 
 REQUIRED = ("name", "version", "threshold", "working_size")
-OPTIONAL_RULE = ("tile_threshold",)  # written only when set, so a stamp without it must remove it
+OPTIONAL_RULE = ("tile_threshold", "review")  # written only when set, so a stamp without it must remove it
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ModelInfo:
                 min_region_area=int(props.get("min_region_area", "0")),
                 min_region_peak=float(props.get("min_region_peak", "0")),
                 tile_threshold=float(props["tile_threshold"]) if "tile_threshold" in props else None,
+                review=tuple(map(float, json.loads(props["review"]))) if "review" in props else None,
             ),
             working_size=json.loads(props["working_size"]),
             train_params=json.loads(props.get("train_params", "{}")),
@@ -66,18 +68,17 @@ class ModelInfo:
 
     def to_props(self) -> dict[str, str]:
         """The ``metadata_props`` entries; ``ModelInfo.from_props(info.to_props()) == info``."""
-        tile = (
-            {}
-            if self.rule.tile_threshold is None
-            else {"tile_threshold": str(float(self.rule.tile_threshold))}
-        )
+        rule = self.rule
+        tile = {} if rule.tile_threshold is None else {"tile_threshold": str(float(rule.tile_threshold))}
+        review = {} if rule.review is None else {"review": json.dumps([float(v) for v in rule.review])}
         return {
             "name": self.name,
             "version": self.version,
-            "threshold": str(float(self.rule.threshold)),
-            "min_region_area": str(int(self.rule.min_region_area)),
-            "min_region_peak": str(float(self.rule.min_region_peak)),
+            "threshold": str(float(rule.threshold)),
+            "min_region_area": str(int(rule.min_region_area)),
+            "min_region_peak": str(float(rule.min_region_peak)),
             **tile,
+            **review,
             "working_size": json.dumps(list(self.working_size)),
             "train_params": json.dumps(self.train_params),
             "export_params": json.dumps(self.export_params),

@@ -10,6 +10,13 @@ Contract of ``models/tilescan.onnx`` (written by training's export stage):
 
 Normalisation, resizing and the sigmoid live inside the graph, so callers only decode the image.
 The same contract runs at several precisions, each on its runtime (:mod:`tilescan_shared.runtimes`).
+
+A second look (test-time augmentation where it pays): given a decision rule with a ``review`` band
+(:class:`~tilescan_shared.masks.DecisionRule`; the model's own rule names it), a tile whose tile score
+falls inside it is run again mirrored left-right, top-bottom and both, and its answer is the mean of
+the four views, probabilities mapped back. Mirroring cannot change what a tile is, so the mean is a
+steadier answer for a tile the model was unsure of; confident tiles (most of a line) cost one run.
+The views run one after another, so memory stays what one image needs.
 """
 
 from __future__ import annotations
@@ -20,14 +27,28 @@ from pathlib import Path
 
 import numpy as np
 
+from tilescan_shared.masks import DecisionRule
 from tilescan_shared.model_info import ModelInfo
 from tilescan_shared.runtimes import CPU, CUDA, Variant, open_session, resolve_providers
 
-__all__ = ["CPU", "CUDA", "Inference", "Predictor", "Variant", "resolve_providers"]
+__all__ = [
+    "CPU",
+    "CUDA",
+    "MIRRORS",
+    "Inference",
+    "Predictor",
+    "Variant",
+    "mean_of_views",
+    "resolve_providers",
+]
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
 TILE_OUTPUT_NAME = "tile_score"
+
+
+# The mirrored views of a second look, as the image axes each one flips (the first view is the tile).
+MIRRORS: tuple[tuple[int, ...], ...] = ((1,), (0,), (0, 1))
 
 
 @dataclass(frozen=True)
@@ -36,6 +57,15 @@ class Inference:
 
     probability: np.ndarray  # float32 (H, W)
     tile_score: float | None  # None for a model without a tile decision head
+    views: int = 1  # 4 when the tile was looked at again (mirrored), the mean of the views
+
+
+def mean_of_views(views: Sequence[Inference]) -> Inference:
+    """One answer from the views of a tile (each already mapped back to the tile's orientation)."""
+    probability = np.mean([v.probability for v in views], axis=0, dtype=np.float32)
+    scores = [v.tile_score for v in views]
+    tile_score = None if None in scores else float(np.mean(scores))
+    return Inference(probability, tile_score, len(views))
 
 
 class Predictor:
@@ -68,8 +98,25 @@ class Predictor:
         """Where the session really runs (CUDA may have fallen back to CPU; OpenVINO says its device)."""
         return self.session.providers
 
-    def predict(self, gray: np.ndarray) -> Inference:
-        """Defect probability ``float32 (H, W)`` and tile score for one ``uint8 (H, W)`` grayscale image."""
+    def predict(self, gray: np.ndarray, rule: DecisionRule | None = None) -> Inference:
+        """Defect probability ``float32 (H, W)`` and tile score for one ``uint8 (H, W)`` grayscale image.
+
+        With a ``rule`` that has a review band, a tile scored inside it gets the second look (module doc).
+        """
+        first = self._run(gray)
+        if rule is None or not rule.reviews(first.tile_score):
+            return first
+        return mean_of_views([first, *self.mirrored_views(gray)])
+
+    def mirrored_views(self, gray: np.ndarray) -> list[Inference]:
+        """The tile's answers seen through each of :data:`MIRRORS`, mapped back to the tile."""
+        views = []
+        for axes in MIRRORS:
+            view = self._run(np.ascontiguousarray(np.flip(gray, axes)))
+            views.append(Inference(np.ascontiguousarray(np.flip(view.probability, axes)), view.tile_score))
+        return views
+
+    def _run(self, gray: np.ndarray) -> Inference:
         if gray.dtype != np.uint8 or gray.ndim != 2:
             raise ValueError(f"expected a uint8 (H, W) array, got {gray.dtype} {gray.shape}")
         probability, tile_scores = self.predict_batch(gray[None, None])

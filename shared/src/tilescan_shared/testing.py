@@ -17,6 +17,8 @@ def write_tiny_model(
     version: str = "tiny0001",
     min_region_peak: float = 0.0,
     tile_threshold: float | None = None,
+    review: tuple[float, float] | None = None,
+    corner_score: bool = False,
     metrics: dict[str, float] | None = None,
     variants: dict[str, dict] | None = None,
     reference: dict[str, list[int]] | None = None,
@@ -24,7 +26,9 @@ def write_tiny_model(
     """Write a model with the tilescan contract whose probability is simply ``pixel / 255``.
 
     Bright pixels are "defects", so tests can draw the answer they expect. With ``tile_threshold``,
-    the model also has a tile decision head: its tile score is the brightest pixel's probability.
+    the model also has a tile decision head: its tile score is the brightest pixel's probability, or with
+    ``corner_score`` the top-left pixel's (so each mirrored view of a second look scores another corner);
+    ``review``: the rule's review band.
     ``metrics``: the test metrics stamped in its metadata, as evaluate would (default: made up);
     ``variants``: the reduced precisions it lists as passed (their files are the caller's to write);
     ``reference``: its drift reference histograms (:mod:`tilescan_shared.drift`).
@@ -40,24 +44,36 @@ def write_tiny_model(
         helper.make_node("Div", ["as_float", "scale"], [OUTPUT_NAME]),
     ]
     outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1, "H", "W"])]
-    if tile_threshold is not None:
+    initializers = [scale]
+    if tile_threshold is not None and corner_score:
+        initializers += [
+            helper.make_tensor(name, TensorProto.INT64, [3], values)
+            for name, values in (("starts", [0, 0, 0]), ("ends", [1, 1, 1]), ("axes", [1, 2, 3]))
+        ]
+        initializers.append(helper.make_tensor("flat", TensorProto.INT64, [1], [-1]))
+        nodes += [
+            helper.make_node("Slice", [OUTPUT_NAME, "starts", "ends", "axes"], ["corner"]),
+            helper.make_node("Reshape", ["corner", "flat"], [TILE_OUTPUT_NAME]),
+        ]
+    elif tile_threshold is not None:
         nodes.append(
             helper.make_node("ReduceMax", [OUTPUT_NAME], [TILE_OUTPUT_NAME], axes=[1, 2, 3], keepdims=0)
         )
+    if tile_threshold is not None:
         outputs.append(helper.make_tensor_value_info(TILE_OUTPUT_NAME, TensorProto.FLOAT, ["N"]))
     graph = helper.make_graph(
         nodes,
         f"tiny_tilescan_{version}",  # as in an exported model, another version is another network
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["N", 1, "H", "W"])],
         outputs,
-        initializer=[scale],
+        initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     info = ModelInfo(
         name="tilescan-tiny",
         version=version,
-        rule=DecisionRule(threshold, min_region_area, min_region_peak, tile_threshold),
+        rule=DecisionRule(threshold, min_region_area, min_region_peak, tile_threshold, review),
         working_size=[8, 8],
         train_params={"note": "test model"},
         metrics=metrics or {"dice": 0.5, "iou": 0.33},

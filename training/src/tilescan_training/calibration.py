@@ -1,16 +1,24 @@
 """The decision rule, chosen on val: for a model with a tile score, first the tile threshold (the highest
 tile recall whose val false-alarm rate is within the budget), then the pixel rule under it (threshold and
-region filters: best val Dice over defect tiles); for a model without one, the pixel rule alone."""
+region filters: best val Dice over defect tiles); for a model without one, the pixel rule alone.
+
+A model with a tile score may also get a review band (the second look of
+:mod:`tilescan_shared.predictor`): each band of ``evaluate.review_bands`` is tried against none, each
+with its own tile threshold under the same budget. The band that finds the most val defect tiles wins;
+among bands within ``dice_tolerance`` of the best val Dice there, the one that looks again at the
+fewest tiles (a second look costs three more runs of the model).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from tilescan_shared.masks import DecisionRule
 from tilescan_training.params import EvaluateParams
-from tilescan_training.scoring import Scored, score
+from tilescan_training.scoring import Looked, Scored, score
 
 
 def choose_tile_threshold(val: list[Scored], max_false_alarm_rate: float) -> float:
@@ -41,18 +49,67 @@ def _sigmoid(x: float) -> float:
     return float(1 / (1 + np.exp(-x)))
 
 
-def choose_rule(val: list[Scored], params: EvaluateParams) -> tuple[DecisionRule, dict[str, Any]]:
-    """The tile threshold (models with a tile score), then the pixel rule with the best val Dice.
+@dataclass(frozen=True)
+class Option:
+    """One way to decide val's tiles: a rule, its val scores and val's answers under it."""
+
+    rule: DecisionRule
+    scores: dict[str, Any]
+    answers: list[Scored]
+
+
+def choose_rule(
+    val: list[Looked], params: EvaluateParams, dice_tolerance: float = 0.0
+) -> tuple[DecisionRule, dict[str, Any], list[Scored]]:
+    """The rule, its val scores and val's answers under it (the module doc says how it is chosen)."""
+    plain = [t.answer(None) for t in val]
+    if any(t.tile_score is None for t in plain):
+        rule, scores = choose_pixel_rule(plain, params, None)
+        return rule, scores, plain
+    rule, _ = choose_pixel_rule(plain, params, choose_tile_threshold(plain, params.max_false_alarm_rate))
+    options = review_options(val, params, rule)
+    recall = max(o.scores["recall"] for o in options)
+    finding = [o for o in options if o.scores["recall"] == recall]
+    dice = max(o.scores["dice"] for o in finding)
+    best = min(
+        (o for o in finding if o.scores["dice"] >= dice - dice_tolerance),
+        key=lambda o: o.scores["looked_again"],
+    )
+    if best.rule.review is None:
+        return best.rule, best.scores, best.answers
+    # The pixel rule again, under the chosen band's answers (their maps are the means of four views).
+    rule, scores = choose_pixel_rule(best.answers, params, best.rule.tile_threshold, best.rule.review)
+    return rule, scores, best.answers
+
+
+def review_options(val: list[Looked], params: EvaluateParams, pixel_rule: DecisionRule) -> list[Option]:
+    """No second look, then each of ``params.review_bands``: each with its own tile threshold under
+    ``params.max_false_alarm_rate`` and the pixel part of ``pixel_rule``."""
+    options = []
+    for band in (None, *params.review_bands):
+        review = None if band is None else (float(band[0]), float(band[1]))
+        answers = [t.answer(DecisionRule(review=review)) for t in val]
+        tile_threshold = choose_tile_threshold(answers, params.max_false_alarm_rate)
+        rule = replace(pixel_rule, tile_threshold=tile_threshold, review=review)
+        options.append(Option(rule, score(answers, rule), answers))
+    return options
+
+
+def choose_pixel_rule(
+    val: list[Scored],
+    params: EvaluateParams,
+    tile_threshold: float | None,
+    review: tuple[float, float] | None = None,
+) -> tuple[DecisionRule, dict[str, Any]]:
+    """The pixel rule with the best val Dice under the tile decision (when there is one).
 
     Without a tile score the pixel rule decides alone: the best val Dice among rules within the
     false-alarm budget, or, if none is, the fewest false alarms.
     """
-    has_tile_score = all(t.tile_score is not None for t in val)
-    tile_threshold = choose_tile_threshold(val, params.max_false_alarm_rate) if has_tile_score else None
     candidates = [
         (rule, score(val, rule))
         for rule in (
-            DecisionRule(threshold=t, min_region_area=a, min_region_peak=p, tile_threshold=tile_threshold)
+            DecisionRule(t, a, p, tile_threshold, review)
             for t in params.thresholds
             for a in params.min_region_areas
             for p in params.min_region_peaks

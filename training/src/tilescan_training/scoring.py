@@ -16,7 +16,7 @@ import numpy as np
 from tilescan_shared.image import read_gray
 from tilescan_shared.masks import DecisionRule, segment
 from tilescan_shared.metrics import PixelCounts, detection_scores, pixel_counts, tile_curve
-from tilescan_shared.predictor import Predictor
+from tilescan_shared.predictor import Inference, Predictor, mean_of_views
 from tilescan_training.manifest import FREE_CLASS, Record
 
 
@@ -29,6 +29,7 @@ class Scored:
     truth: np.ndarray
     probability: np.ndarray
     tile_score: float | None
+    views: int = 1  # 4 when the model looked at the tile again (the rule's review band)
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,44 @@ class Tile:
     truth: np.ndarray
 
 
+@dataclass(frozen=True)
+class Looked:
+    """One tile with the model's answer to it and to its mirrored views: what choosing a review band needs."""
+
+    tile: Tile
+    first: Inference
+    mirrored: list[Inference]
+
+    def answer(self, rule: DecisionRule | None) -> Scored:
+        """What :meth:`Predictor.predict` answers for this tile under ``rule``."""
+        reviewed = rule is not None and rule.reviews(self.first.tile_score)
+        return _scored(self.tile, mean_of_views([self.first, *self.mirrored]) if reviewed else self.first)
+
+
+def _scored(tile: Tile, inference: Inference) -> Scored:
+    return Scored(
+        tile.record, tile.image, tile.truth, inference.probability, inference.tile_score, inference.views
+    )
+
+
 def load_tiles(records: list[Record], data_dir: Path) -> list[Tile]:
     """Decode each record's image and mask once (the gate scores two models on the same tiles)."""
     return [Tile(r, read_gray(data_dir / r.image), read_gray(data_dir / r.mask)) for r in records]
 
 
-def predict_all(predictor: Predictor, tiles: list[Tile]) -> list[Scored]:
-    scored = []
+def predict_all(predictor: Predictor, tiles: list[Tile], rule: DecisionRule | None = None) -> list[Scored]:
+    """The model's answers as the service gets them: under ``rule``, a second look where it says so."""
+    return [_scored(tile, predictor.predict(tile.image, rule)) for tile in tiles]
+
+
+def look_all(predictor: Predictor, tiles: list[Tile]) -> list[Looked]:
+    """Each tile's answer and, for a model with a tile score, its mirrored views' (four runs a tile)."""
+    looked = []
     for tile in tiles:
-        inference = predictor.predict(tile.image)
-        scored.append(
-            Scored(tile.record, tile.image, tile.truth, inference.probability, inference.tile_score)
-        )
-    return scored
+        first = predictor.predict(tile.image)
+        mirrored = [] if first.tile_score is None else predictor.mirrored_views(tile.image)
+        looked.append(Looked(tile, first, mirrored))
+    return looked
 
 
 def score(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any]:
@@ -78,6 +104,7 @@ def score(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any]:
         "false_alarm_rate": detection.false_alarm_rate,
         "precision": detection.precision,
         "recall": detection.recall,
+        "looked_again": sum(t.views > 1 for t in tiles) / len(tiles),  # the second look's share
         "per_class": {
             cls: {
                 "dice": c.dice,

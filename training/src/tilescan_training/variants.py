@@ -60,7 +60,7 @@ def score_variant(
     report: dict[str, Any] = {}
     lost: list[str] = []
     for split, split_tiles in tiles.items():
-        scored = predict_all(predictor, split_tiles)
+        scored = predict_all(predictor, split_tiles, rule)
         mine, theirs = score(scored, rule), score(fp32[split], rule)
         report[split] = {name: mine[name] for name in COMPARED} | disagreement(fp32[split], scored, rule)
         lost += [f"{split}: {reason}" for reason in judge(theirs, mine, dice_tolerance)]

@@ -51,6 +51,12 @@ class ServiceMetrics:
             ["lane"],
             registry=self.registry,
         )
+        self.second_looks = Counter(
+            "tilescan_second_looks",
+            "Predictions whose tile score fell in the model's review band: run again mirrored three ways "
+            "and answered with the mean of the four views (four runs of the model instead of one).",
+            registry=self.registry,
+        )
         self.pixels = Histogram(
             "tilescan_image_pixels",
             "Pixels per decoded upload.",

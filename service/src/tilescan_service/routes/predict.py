@@ -33,6 +33,9 @@ _PNG_HEADERS = {
         ("X-Has-Defect", "true or false", "string"),
         ("X-Region-Count", "regions kept by the decision rule", "integer"),
         ("X-Threshold", "threshold used", "number"),
+        ("X-Views", "runs of the model behind the answer (4: the tile was looked at again)", "integer"),
+        ("X-Tile-Score", "the model's tile score (models with a tile head)", "number"),
+        ("X-Tile-Threshold", "the tile decision's threshold (models with a tile head)", "number"),
         ("X-Model-Name", "model name", "string"),
         ("X-Model-Version", "model version", "string"),
     ]

@@ -87,7 +87,10 @@ function showSummary(result) {
   $("used-threshold").textContent = String(result.threshold);
   // Models without a tile decision head answer null: the pixel rule alone decided.
   $("tile-score").textContent =
-    result.tile_score === null ? "none (pixel rule)" : `${result.tile_score.toFixed(3)} / ${result.tile_threshold}`;
+    result.tile_score === null
+      ? "none (pixel rule)"
+      : `${result.tile_score.toFixed(3)} / ${result.tile_threshold}` +
+        (result.views > 1 ? ` (uncertain: the mean of ${result.views} mirrored views)` : "");
   const rows = $("regions").querySelector("tbody");
   rows.replaceChildren(
     ...result.regions.map((region, i) => {

@@ -127,7 +127,7 @@ def model_scores(model: Path, names: list[str], tiles: list[Tile]) -> tuple[dict
     if not model.is_file():
         raise PromotionError(f"{model} not found: nothing to judge")
     predictor = Predictor(model, providers=[CPU])
-    scored = predict_all(predictor, tiles)
+    scored = predict_all(predictor, tiles, predictor.info.rule)
     result = score(scored, predictor.info.rule)
     return {name: float(result[name]) for name in names}, scored
 

@@ -36,6 +36,7 @@ from tilescan_training.params import EvaluateParams, load_params
 from tilescan_training.scoring import (
     Scored,
     load_tiles,
+    look_all,
     predict_all,
     reference_protocol,
     score,
@@ -59,14 +60,14 @@ def evaluate(
     records = read_records(data_dir / "manifest.csv")
     entries = read_split(split_csv)
     tiles = {split: load_tiles(records_in(split, records, entries), data_dir) for split in ("val", "test")}
-    fp32 = {split: predict_all(predictor, split_tiles) for split, split_tiles in tiles.items()}
-    val, test = fp32["val"], fp32["test"]
 
-    rule, val_scores = choose_rule(val, params)
+    rule, val_scores, val = choose_rule(look_all(predictor, tiles["val"]), params, dice_tolerance)
+    test = predict_all(predictor, tiles["test"], rule)
+    fp32 = {"val": val, "test": test}
     metrics = measure(val, test, rule, val_scores)
     if plant := records_in("plant_test", records, entries):
         # The plant's own test tiles, beside the public test split the gate compares models on.
-        metrics["plant_test"] = score(predict_all(predictor, load_tiles(plant, data_dir)), rule)
+        metrics["plant_test"] = score(predict_all(predictor, load_tiles(plant, data_dir), rule), rule)
     metrics["variants"] = score_variants(exported, fp32, tiles, rule, dice_tolerance)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -86,7 +87,7 @@ def measure(
     if ranking is not None:
         metrics["tile"] = ranking
     metrics["rule"] = asdict(rule)
-    metrics["val"] = {k: val_scores[k] for k in ("dice", "iou", "false_alarm_rate", "recall")}
+    metrics["val"] = {k: val_scores[k] for k in ("dice", "iou", "false_alarm_rate", "recall", "looked_again")}
     if ranking is not None:
         metrics["val"]["tile"] = tile_ranking(val)
     metrics["reference_protocol"] = reference_protocol(test, rule)

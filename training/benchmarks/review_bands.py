@@ -1,0 +1,58 @@
+"""The second look on val: each review band against none, at each false-alarm budget (test never seen).
+
+    .venv/bin/python training/benchmarks/review_bands.py [--model models/exported.onnx]
+        [--budgets 0.05 0.02] [--bands 0.05 0.95 0.001 0.999 ...]
+
+Runs every val tile and its three mirrored views once, then for each budget prints, for no second look
+and each band (``params.yaml``'s ``evaluate.review_bands`` unless ``--bands`` gives pairs), the tile
+threshold, val tile recall, false alarms, Dice and the share of tiles looked at again, all under the
+pixel rule ``evaluate`` chooses for one look (:func:`tilescan_training.calibration.review_options`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from tilescan_shared.predictor import CPU, Predictor
+from tilescan_training.calibration import choose_pixel_rule, choose_tile_threshold, review_options
+from tilescan_training.manifest import read_records, read_split, records_in
+from tilescan_training.params import load_params
+from tilescan_training.scoring import load_tiles, look_all
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="models/exported.onnx", type=Path)
+    parser.add_argument("--data", default="data/ingested", type=Path)
+    parser.add_argument("--split", default="data/split.csv", type=Path)
+    parser.add_argument("--budgets", nargs="+", type=float, default=None, help="false-alarm budgets")
+    parser.add_argument("--bands", nargs="+", type=float, default=None, help="low high [low high ...]")
+    args = parser.parse_args()
+    params = load_params().evaluate
+    if args.bands:
+        params = replace(params, review_bands=tuple(zip(args.bands[::2], args.bands[1::2], strict=True)))
+    records, entries = read_records(args.data / "manifest.csv"), read_split(args.split)
+    val = look_all(
+        Predictor(args.model, providers=[CPU]), load_tiles(records_in("val", records, entries), args.data)
+    )
+    plain = [t.answer(None) for t in val]
+    print("| budget | review band | tile threshold | tile recall | false alarms | Dice | looked again |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for budget in args.budgets or [params.max_false_alarm_rate]:
+        budgeted = replace(params, max_false_alarm_rate=budget)
+        pixel_rule, _ = choose_pixel_rule(plain, budgeted, choose_tile_threshold(plain, budget))
+        for option in review_options(val, budgeted, pixel_rule):
+            r, s = option.rule, option.scores
+            band = "none" if r.review is None else f"[{r.review[0]}, {r.review[1]}]"
+            print(
+                f"| {budget:.0%} | {band} | {r.tile_threshold:.3f} | {s['recall']:.3f} "
+                f"| {s['false_alarm_rate']:.3f} | {s['dice']:.4f} | {s['looked_again']:.0%} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
