@@ -12,10 +12,12 @@ from fastapi.testclient import TestClient
 from tilescan_service.config import Settings
 from tilescan_service.engine import MIN_QUEUE_WAIT_SECONDS, Engine
 from tilescan_service.main import create_app
+from tilescan_service.memory import BIG_IMAGE_PIXELS
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.runtime_choice import choose
+from tilescan_service.scheduling import Lane
 from tilescan_service.testing import wait_ready
-from tilescan_shared.runtimes import Variant, variant_path
+from tilescan_shared.runtimes import Variant, unavailable, variant_path
 from tilescan_shared.testing import write_tiny_model
 
 PASSED = {"passed": True, "test": {"dice": 1.0}}
@@ -52,6 +54,18 @@ def test_a_pinned_precision_is_served(with_int8: Path) -> None:
     choice = choose(Settings(model_path=with_int8, precision="int8", intra_op_threads=1))
     assert choice.precision == "int8" and choice.reason == "pinned by TILESCAN_PRECISION=int8"
     assert choice.sessions.solo.providers == ["CPUExecutionProvider"]
+
+
+def test_with_bf16_chosen_big_images_run_fp32_on_onnxruntime(tmp_path: Path) -> None:
+    model = write_tiny_model(tmp_path / "tilescan.onnx", variants={"bf16": PASSED})
+    if unavailable(Variant.BF16, model, ["CPUExecutionProvider"]) is not None:
+        pytest.skip("no bf16 here")
+    choice = choose(Settings(model_path=model, precision="bf16", intra_op_threads=1))
+    assert choice.precision == "bf16"
+    for lane in Lane:
+        assert choice.sessions.lane(lane, BIG_IMAGE_PIXELS - 1).variant is Variant.BF16
+        big = choice.sessions.lane(lane, BIG_IMAGE_PIXELS)
+        assert big.variant is Variant.FP32 and big.providers == ["CPUExecutionProvider"]
 
 
 @pytest.mark.parametrize(

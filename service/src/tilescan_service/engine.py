@@ -192,7 +192,7 @@ class Engine:
             lane = await self._turn(gray.size)
             granted = time.perf_counter()
             work = asyncio.get_running_loop().run_in_executor(
-                self._inference_pool, _infer, sessions.lane(lane), gray, rule, finish
+                self._inference_pool, _infer, sessions.lane(lane, gray.size), gray, rule, finish
             )
             try:
                 # Shielded: a dropped request's inference cannot be stopped, so its slot is

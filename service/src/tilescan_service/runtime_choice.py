@@ -10,6 +10,10 @@ whatever the pixels say): a few warm inferences alone on every thread (the solo 
 is served; the shared lane is used only where it beats the solo lane per tile. ``TILESCAN_PRECISION``
 pins a precision instead; one that cannot run here falls back to fp32, and the reason says so.
 The choice, its reason and every timing are in ``/model``, ``/metrics`` and the start-up log.
+
+Images of ``BIG_IMAGE_PIXELS`` or more run fp32 on onnxruntime whatever was chosen: OpenVINO keeps the
+buffers of the largest shape it has run (a 2 Mpx image left 317 MB held for good), where onnxruntime,
+its arena off, gives them back (docs/benchmarks.md, "Memory").
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from __future__ import annotations
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tilescan_service.config import Settings
+from tilescan_service.memory import BIG_IMAGE_PIXELS
 from tilescan_service.scheduling import Lane
 from tilescan_shared.predictor import Predictor, Variant
 from tilescan_shared.runtimes import unavailable
@@ -35,8 +40,12 @@ class Sessions:
 
     solo: Predictor  # ``intra_op_threads`` threads: a prediction alone
     shared: Predictor  # one thread a run, runs side by side (``solo`` itself when that has one thread)
+    big: Predictor | None = None  # for images of BIG_IMAGE_PIXELS or more (None: the lane's own)
 
-    def lane(self, lane: Lane) -> Predictor:
+    def lane(self, lane: Lane, pixels: int = 0) -> Predictor:
+        """The session for an image of ``pixels`` pixels on ``lane``."""
+        if self.big is not None and pixels >= BIG_IMAGE_PIXELS:
+            return self.big
         return self.solo if lane is Lane.SOLO else self.shared
 
 
@@ -100,8 +109,11 @@ def choose(settings: Settings) -> RuntimeChoice:
         variant: _time(sessions, tile, settings.inference_slots) for variant, sessions in candidates.items()
     }
     chosen = min(timings, key=lambda variant: timings[variant].best_ms)
+    sessions = candidates[chosen]
+    if chosen is Variant.BF16:
+        sessions = replace(sessions, big=fp32.solo)  # see the module doc
     return RuntimeChoice(
-        sessions=candidates[chosen],
+        sessions=sessions,
         reason=_reason(settings.precision, chosen, timings, skipped),
         timings=tuple(timings.values()),
         side_by_side=timings[chosen].best_ms < timings[chosen].solo_ms,
