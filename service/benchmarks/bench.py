@@ -64,6 +64,7 @@ from scenarios import (
     bench_shadow,
     big_image_memory,
     direct_predictor,
+    served_precision,
     single_request_ms,
 )
 
@@ -113,14 +114,16 @@ def main() -> None:
         report_precision(*bench_precision(args.model, arrays, bodies, args.rounds, args.limit_s, log))
         return
 
-    predictor = direct_predictor(args.model, arrays)
     port = free_port()
     service = start_service(args.model, port, log)
     try:
+        # The runtime alone at the precision the service chose, so the ratios compare like with like.
+        precision = served_precision(port)
+        predictor = direct_predictor(args.model, arrays, variant=precision)
         # One untimed pass so the server's threads and allocator are warm too.
         bench_http(port, bodies[:8], "json", 1, 1, args.limit_s, service.pid)
         measurements: dict[str, Callable[[], Run]] = {
-            "direct": lambda: bench_direct(predictor, arrays, "onnxruntime direct (c=1)")
+            "direct": lambda: bench_direct(predictor, arrays, f"runtime alone, {precision} (c=1)")
         }
         for fmt in ("json", "png"):
             for concurrency in (1, 8):

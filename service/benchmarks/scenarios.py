@@ -47,20 +47,35 @@ from tilescan_shared.predictor import CPU, Predictor, Variant
 from tilescan_shared.runtimes import REDUCED, unavailable, variant_path
 
 
-def direct_predictor(model: Path, arrays: list[np.ndarray], intra_op_threads: int = 0) -> Predictor:
-    """A predictor with the service's session options, warmed up as the service warms its own."""
-    predictor = Predictor(model, intra_op_threads=intra_op_threads)
-    predictor.predict(arrays[0])
+def served_precision(port: int) -> Variant:
+    """The precision a running service chose (its ``/model`` runtime card)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/model")
+    precision = json.loads(conn.getresponse().read())["runtime"]["precision"]
+    conn.close()
+    return Variant(precision)
+
+
+def direct_predictor(
+    model: Path, arrays: list[np.ndarray], intra_op_threads: int = 0, variant: Variant = Variant.FP32
+) -> Predictor:
+    """A predictor with the service's session options at ``variant`` (pass the service's own choice),
+    warmed up on every tile (OpenVINO compiles each new tile size once)."""
+    predictor = Predictor(model, intra_op_threads=intra_op_threads, variant=variant)
+    for gray in arrays:
+        predictor.predict(gray)
     return predictor
 
 
 def bench_direct(predictor: Predictor, arrays: list[np.ndarray], name: str) -> Run:
-    """The runtime alone (``predict_batch``: no decision rule) on each decoded tile once, one at a time."""
+    """The runtime alone on each decoded tile once, one at a time: the model's whole answer as the
+    service gets it (a second look where the model's rule says), no decision rule or rendering."""
     latencies = []
+    rule = predictor.info.rule
     started, cpu_started = time.perf_counter(), time.process_time()
     for gray in arrays:
         t0 = time.perf_counter()
-        predictor.predict_batch(gray[None, None])  # every output (a tile score too), as served
+        predictor.predict(gray, rule)
         latencies.append(time.perf_counter() - t0)
     cpu_s = time.process_time() - cpu_started
     return Run(name, latencies, time.perf_counter() - started, cpu_s=cpu_s)
@@ -76,7 +91,7 @@ def bench_pipeline(predictor: Predictor, images: list[bytes], fmt: str) -> Run:
         t0, cpu0 = time.perf_counter(), time.thread_time()
         gray = decode_gray(data)
         cpu1 = time.thread_time()
-        inference = predictor.predict(gray)
+        inference = predictor.predict(gray, rule)
         cpu2 = time.thread_time()
         segmentation = segment(inference.probability, rule, inference.tile_score)
         peak = float(inference.probability.max())
@@ -512,13 +527,14 @@ def bench_cpu(
     time into the tile's work around inference and the serving (HTTP, threads, logs, metrics).
     Returns the runs by name (the server's CPU in ``cpu_s``) and onnxruntime's seconds in the server.
     """
-    predictor = direct_predictor(args.model, arrays, intra_op_threads=1)
     port = free_port()
     service = start_service(args.model, port, log, TILESCAN_INTRA_OP_THREADS="1")
     try:
+        precision = served_precision(port)
+        predictor = direct_predictor(args.model, arrays, intra_op_threads=1, variant=precision)
         bench_http(port, bodies[:8], "json", 1, 1, args.limit_s, service.pid)
         measurements: dict[str, Callable[[], Run]] = {
-            "direct": lambda: bench_direct(predictor, arrays, "onnxruntime direct (c=1, 1 thread)")
+            "direct": lambda: bench_direct(predictor, arrays, f"runtime alone, {precision} (c=1, 1 thread)")
         }
         onnxruntime_s: dict[str, float] = {}
         for fmt in ("json", "png"):
@@ -650,7 +666,7 @@ def bench_side_by_side(predictor: Predictor, arrays: list[np.ndarray], threads: 
             if gray is None:
                 return
             t0 = time.perf_counter()
-            predictor.predict_batch(gray[None, None])
+            predictor.predict(gray, predictor.info.rule)
             with lock:
                 latencies.append(time.perf_counter() - t0)
 
