@@ -21,7 +21,7 @@ The views run one after another, so memory stays what one image needs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +38,8 @@ __all__ = [
     "Inference",
     "Predictor",
     "Variant",
-    "mean_of_views",
     "resolve_providers",
+    "second_look",
 ]
 
 INPUT_NAME = "image"
@@ -60,12 +60,17 @@ class Inference:
     views: int = 1  # 4 when the tile was looked at again (mirrored), the mean of the views
 
 
-def mean_of_views(views: Sequence[Inference]) -> Inference:
-    """One answer from the views of a tile (each already mapped back to the tile's orientation)."""
+def second_look(
+    first: Inference, rule: DecisionRule | None, mirrored: Callable[[], Sequence[Inference]]
+) -> Inference:
+    """A tile's answer under ``rule``: its ``first`` view, or, when the rule's review band holds its
+    score, the mean of it and the ``mirrored()`` views (each already mapped back to the tile)."""
+    if rule is None or not rule.reviews(first.tile_score):
+        return first
+    views = [first, *mirrored()]
     probability = np.mean([v.probability for v in views], axis=0, dtype=np.float32)
     scores = [v.tile_score for v in views]
-    tile_score = None if None in scores else float(np.mean(scores))
-    return Inference(probability, tile_score, len(views))
+    return Inference(probability, float(np.mean(scores)), len(views))
 
 
 class Predictor:
@@ -103,10 +108,7 @@ class Predictor:
 
         With a ``rule`` that has a review band, a tile scored inside it gets the second look (module doc).
         """
-        first = self._run(gray)
-        if rule is None or not rule.reviews(first.tile_score):
-            return first
-        return mean_of_views([first, *self.mirrored_views(gray)])
+        return second_look(self._run(gray), rule, lambda: self.mirrored_views(gray))
 
     def mirrored_views(self, gray: np.ndarray) -> list[Inference]:
         """The tile's answers seen through each of :data:`MIRRORS`, mapped back to the tile."""

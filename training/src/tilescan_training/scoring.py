@@ -16,7 +16,7 @@ import numpy as np
 from tilescan_shared.image import read_gray
 from tilescan_shared.masks import DecisionRule, segment
 from tilescan_shared.metrics import PixelCounts, detection_scores, pixel_counts, tile_curve
-from tilescan_shared.predictor import Inference, Predictor, mean_of_views
+from tilescan_shared.predictor import Inference, Predictor, second_look
 from tilescan_training.manifest import FREE_CLASS, Record
 
 
@@ -51,8 +51,7 @@ class Looked:
 
     def answer(self, rule: DecisionRule | None) -> Scored:
         """What :meth:`Predictor.predict` answers for this tile under ``rule``."""
-        reviewed = rule is not None and rule.reviews(self.first.tile_score)
-        return _scored(self.tile, mean_of_views([self.first, *self.mirrored]) if reviewed else self.first)
+        return _scored(self.tile, second_look(self.first, rule, lambda: self.mirrored))
 
 
 def _scored(tile: Tile, inference: Inference) -> Scored:
