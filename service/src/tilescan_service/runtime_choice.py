@@ -42,7 +42,7 @@ class Sessions:
     shared: Predictor  # one thread a run, runs side by side (``solo`` itself when that has one thread)
     big: Predictor | None = None  # for images of BIG_IMAGE_PIXELS or more (None: the lane's own)
 
-    def lane(self, lane: Lane, pixels: int = 0) -> Predictor:
+    def lane(self, lane: Lane, pixels: int) -> Predictor:
         """The session for an image of ``pixels`` pixels on ``lane``."""
         if self.big is not None and pixels >= BIG_IMAGE_PIXELS:
             return self.big
