@@ -494,9 +494,7 @@ def bench_models(
         runs = interleaved(rounds, measurements)
         results = []
         for model, port in ports.items():
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("GET", "/model")
-            precision = json.loads(conn.getresponse().read())["runtime"]["precision"]
+            precision = served_precision(port).value
             counts = {
                 sample.name: sample.value
                 for sample in metric_samples(port)
