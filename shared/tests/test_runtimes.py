@@ -1,4 +1,8 @@
+import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,3 +53,53 @@ def test_int8_runs_its_own_file(tmp_path):
     predictor = Predictor(model, variant="int8")
     assert predictor.variant is Variant.INT8 and predictor.info.version == "int8file"
     assert predictor.providers == [CPU]
+
+
+# The served model on 96 tile sizes in a fresh process: its RSS growth in MB over the last 48, through
+# OpenVinoSession (argv[2] == "ours") or compiled with OpenVINO's defaults.
+_SIZES = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import openvino as ov
+from tilescan_shared.runtimes import OpenVinoSession
+
+def rss_mb():
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+if sys.argv[2] == "ours":
+    session = OpenVinoSession(Path(sys.argv[1]), intra_op_threads=1)
+    run = lambda gray: session.run(["probability"], {"image": gray[None, None]})
+else:
+    config = {"INFERENCE_PRECISION_HINT": "bf16", "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": "1"}
+    request = ov.Core().compile_model(sys.argv[1], "CPU", config).create_infer_request()
+    run = lambda gray: request.infer({"image": gray[None, None]})
+rng = np.random.default_rng(0)
+sizes = [(112 + 16 * (i % 12), 112 + 16 * (i // 12)) for i in range(96)]  # 96 shapes after padding too
+run(rng.integers(0, 255, (400, 400), dtype=np.uint8))  # the largest first: its buffers are kept
+for i, size in enumerate(sizes):
+    if i == len(sizes) // 2:
+        halfway = rss_mb()
+    run(rng.integers(0, 255, size, dtype=np.uint8))
+print(json.dumps(rss_mb() - halfway))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_bf16_memory_stops_growing_with_new_tile_sizes():
+    model = Path(__file__).resolve().parents[2] / "models" / "tilescan.onnx"
+    if (reason := unavailable(Variant.BF16, model, [CPU])) is not None:
+        pytest.skip(reason)
+
+    def growth(session: str) -> float:
+        done = subprocess.run(
+            [sys.executable, "-c", _SIZES, str(model), session], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    # Measured over the last 48 sizes: about +270 MB with OpenVINO's defaults (it keeps every size's
+    # kernels and buffers), +20 MB through OpenVinoSession (oneDNN's own cache of kernels is full by then).
+    assert growth("defaults") > 150
+    assert growth("ours") < 60
