@@ -1,4 +1,5 @@
-"""The allocator settings of ``tilescan-serve`` (tilescan_service.memory), in fresh processes."""
+"""The allocator settings of ``tilescan-serve`` (tilescan_service.memory), measured in fresh processes,
+and when freed memory goes back to the OS."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tilescan_service.memory import BIG_IMAGE_PIXELS, TrimSchedule
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,3 +105,12 @@ def test_a_big_image_gets_its_own_mappings_back_to_the_os() -> None:
 
     assert held["tile"] > 40  # kept for the next tile
     assert held["big"] < 8  # unmapped on free
+
+
+def test_free_memory_goes_back_after_a_big_image_and_every_few_million_pixels() -> None:
+    schedule = TrimSchedule(every_pixels=1_000_000)
+    tile = 100_000
+    assert [schedule.served(tile) for _ in range(10)] == [False] * 9 + [True]
+    assert [schedule.served(tile) for _ in range(3)] == [False] * 3
+    assert schedule.served(BIG_IMAGE_PIXELS)  # at once, whatever came before
+    assert [schedule.served(tile) for _ in range(10)] == [False] * 9 + [True]  # counting starts again

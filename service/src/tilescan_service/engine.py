@@ -14,7 +14,7 @@ import numpy as np
 
 from tilescan_service.config import Settings
 from tilescan_service.drift_watch import DriftWatch
-from tilescan_service.memory import BIG_IMAGE_PIXELS, big_image_allocation, release_free_memory
+from tilescan_service.memory import TrimSchedule, big_image_allocation, release_free_memory
 from tilescan_service.observability.metrics import ServiceMetrics
 from tilescan_service.runtime_choice import RuntimeChoice, choose
 from tilescan_service.scheduling import InferenceSlots, Lane
@@ -81,6 +81,7 @@ class Engine:
         self._inference_pool = ThreadPoolExecutor(settings.inference_slots, thread_name_prefix="inference")
         self._pending = 0
         self._seconds_per_pixel = 0.0  # the line's pace: see queue_limit
+        self._trim = TrimSchedule()
         self.drift = DriftWatch(settings.drift_window, metrics.registry, self._reference)
 
     @property
@@ -141,10 +142,12 @@ class Engine:
     def _open(self, failure: str) -> RuntimeChoice | None:
         """Warmed-up, timed sessions on the model file, or None (logged with ``failure``) on failure."""
         try:
-            return choose(self.settings)
+            choice = choose(self.settings)
         except Exception:
             log.exception(failure, extra={"model_path": str(self.settings.model_path)})
             return None
+        release_free_memory()  # what the precisions not chosen held goes back now, not after 40 tiles
+        return choice
 
     def _serve(self, choice: RuntimeChoice) -> None:
         """Make ``choice`` the sessions new requests get (one attribute store: atomic for other threads)."""
@@ -214,7 +217,7 @@ class Engine:
         finally:
             self._pending -= 1
             self.metrics.queued.dec()
-        if gray.size >= BIG_IMAGE_PIXELS:
+        if self._trim.served(gray.size):
             del gray  # what decoding and inference held is free now: give it back to the OS
             await asyncio.to_thread(release_free_memory)
         return prediction, result
