@@ -113,6 +113,18 @@ def test_the_queue_wait_scales_with_the_pixels_ahead(tiny_model: Path) -> None:
     assert engine.queue_limit(1_000, spp) == MIN_QUEUE_WAIT_SECONDS  # never sooner than that
 
 
+def test_a_tile_may_wait_for_the_second_looks_running_ahead_of_it(tiny_model: Path) -> None:
+    engine = Engine(Settings(model_path=tiny_model, queue_wait_ratio=1.25), ServiceMetrics())
+    engine.slots.concurrency = 2
+    engine.slots.running_pixels = 250_000  # one big tile: 0.25 s of the line's pace (2 threads)
+    spp = 1e-6
+    assert engine.queue_limit(100_000, spp) == pytest.approx(0.5)  # its turn on one of the 2 threads
+    # With a review band the tile ahead may run 4 views on its thread: 4 x 0.5 s.
+    assert engine.queue_limit(100_000, spp, views=4) == pytest.approx(2.0)
+    engine.slots.running_pixels = 0
+    assert engine.queue_limit(100_000, spp, views=4) == MIN_QUEUE_WAIT_SECONDS  # nothing ahead
+
+
 def test_a_fixed_queue_timeout_caps_the_scaled_wait(tiny_model: Path) -> None:
     capped = Engine(Settings(model_path=tiny_model, queue_timeout_seconds=0.5), ServiceMetrics())
     capped.slots.running_pixels = 10_000_000

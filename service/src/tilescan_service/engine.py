@@ -22,7 +22,7 @@ from tilescan_shared.drift import tile_stats
 from tilescan_shared.image import decode_gray
 from tilescan_shared.masks import DecisionRule, Segmentation, segment
 from tilescan_shared.model_info import ModelInfo
-from tilescan_shared.predictor import Predictor
+from tilescan_shared.predictor import MIRRORS, Predictor
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class Engine:
                 if threshold is None
                 else replace(sessions.solo.info.rule, threshold=threshold)
             )
-            lane = await self._turn(gray.size)
+            lane = await self._turn(gray.size, 1 + len(MIRRORS) if rule.review else 1)
             granted = time.perf_counter()
             work = asyncio.get_running_loop().run_in_executor(
                 self._inference_pool, _infer, sessions.lane(lane, gray.size), gray, rule, finish
@@ -230,13 +230,13 @@ class Engine:
             held_seconds / pixels / side_by_side - self._seconds_per_pixel
         )
 
-    async def _turn(self, pixels: int) -> Lane:
+    async def _turn(self, pixels: int, views: int) -> Lane:
         """Wait for an inference turn, at most :meth:`queue_limit` seconds.
 
         A request that would wait longer leaves the line before any inference work, so the answers
         that do come waited at most that long, and the requests shed cost no inference.
         """
-        limit = self.queue_limit(pixels, self._seconds_per_pixel)
+        limit = self.queue_limit(pixels, self._seconds_per_pixel, views)
         try:
             async with asyncio.timeout(limit):
                 return await self.slots.acquire(pixels)
@@ -246,7 +246,7 @@ class Engine:
                 f"no inference turn within {limit:.2f} s: the service is busy; retry later"
             ) from None
 
-    def queue_limit(self, pixels: int, seconds_per_pixel: float) -> float | None:
+    def queue_limit(self, pixels: int, seconds_per_pixel: float, views: int = 1) -> float | None:
         """How long a request of ``pixels`` may wait for its turn from now (None: no limit).
 
         ``queue_wait_ratio`` times what the pixels running and waiting ahead of it, and its own,
@@ -254,12 +254,17 @@ class Engine:
         are measured; at least ``MIN_QUEUE_WAIT_SECONDS``): a tile queued behind a big image may
         wait for it, and a line that suddenly moves slower is cut short. ``queue_timeout_seconds``
         caps it.
+
+        Nor is it shorter than the turns running now would take as second looks (``views`` runs of
+        each image, one thread each), which the line's average pace cannot foresee: with only two
+        clients, a tile behind one big tile's second look was shed (5 of 171 test tiles).
         """
         limits = []
         if self.settings.queue_wait_ratio:
             ahead = self.slots.running_pixels + self.slots.waiting_pixels + pixels
             expected = self.settings.queue_wait_ratio * ahead * seconds_per_pixel
-            limits.append(max(expected, MIN_QUEUE_WAIT_SECONDS))
+            running = views * self.slots.concurrency * self.slots.running_pixels * seconds_per_pixel
+            limits.append(max(expected, running, MIN_QUEUE_WAIT_SECONDS))
         if self.settings.queue_timeout_seconds:
             limits.append(self.settings.queue_timeout_seconds)
         return min(limits, default=None)
