@@ -7,8 +7,9 @@ beyond onnxruntime's own (the server counts onnxruntime's CPU time itself);
 (c) overload: good answers per second with 64 connections beside the capacity with 8, the wait of
 the accepted ones, and the answer to the first request after the overload; the same overload on a
 service with a queue timeout of half the queue places' single requests;
-(d) the peak and held memory of a fresh service for one 36 Mpx 16-bit PNG (and three float TIFFs);
-plus the JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issues 4 and 9:
+(d) the peak and held memory of a fresh service for one 36 Mpx 16-bit PNG (and three float TIFFs),
+and after a stream of every test tile once (almost one size a tile, as from a plant); plus the
+JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issues 4 and 9:
 service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5 ms, PNG >= 20x
 smaller than JSON, CPU overhead <= 3 ms per tile, goodput at 64 connections >= 0.9 x capacity at 8
 with the accepted requests' p99 <= (queue places + 1) x the single-request time. Then the
@@ -66,6 +67,7 @@ from scenarios import (
     direct_predictor,
     served_precision,
     single_request_ms,
+    tile_stream_memory,
 )
 
 from tilescan_service.client import multipart_body
@@ -185,7 +187,8 @@ def main() -> None:
             big_image_memory(args.model, "png", side=1414),  # the largest the default pixel limit admits
             big_image_memory(args.model, "json"),
             big_image_memory(args.model, "png", "float-tiff", at_once=3),
-        ]
+        ],
+        tile_stream_memory(args.model, load_test_tiles()),
     )
     report_shadow(*bench_shadow(args.model, tiles, bodies, args.rounds, args.limit_s))
     report_capture(*bench_capture(args.model, bodies, args.rounds, args.limit_s))

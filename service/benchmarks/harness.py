@@ -71,8 +71,9 @@ def interleaved(rounds: int, measurements: dict[str, Callable[[], Run]]) -> dict
     return {name: Run.merged(runs) for name, runs in passes.items()}
 
 
-def load_test_tiles(limit: int) -> list[tuple[str, bytes]]:
-    """Test-split tiles (ids and PNG bytes), classes interleaved so any prefix is a fair mix."""
+def load_test_tiles(limit: int | None = None) -> list[tuple[str, bytes]]:
+    """Test-split tiles (ids and PNG bytes; the first ``limit``, default all), classes interleaved so any
+    prefix is a fair mix."""
     with open(REPO / "data/split.csv", newline="") as f:
         test_ids = {row["id"] for row in csv.DictReader(f) if row["split"] == "test"}
     by_class: dict[str, list[tuple[str, bytes]]] = {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import statistics
 
-from harness import Run
+import yaml
+from harness import REPO, Run
 from scenarios import Load, MemoryRun, ModelRun, PrecisionRun, ShadowCounts, single_request_ms
 
 from tilescan_service.config import Settings  # the servers' settings come from the same environment
@@ -144,9 +145,20 @@ def report_overload(
     )
 
 
-def report_memory(runs: list[MemoryRun]) -> None:
+def pod_memory_limit_mb() -> float:
+    """The API pod's memory limit (deploy/k8s/base/deployment.yaml), in MB (10^6 bytes)."""
+    deployment = yaml.safe_load((REPO / "deploy/k8s/base/deployment.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    limit = str(container["resources"]["limits"]["memory"])
+    units = {"Gi": 2**30, "Mi": 2**20, "G": 10**9, "M": 10**6}
+    unit = next(unit for unit in units if limit.endswith(unit))
+    return float(limit.removesuffix(unit)) * units[unit] / 1e6
+
+
+def report_memory(runs: list[MemoryRun], stream: MemoryRun) -> None:
     """The memory target, peak growth and memory held after it, for each single-image PNG
-    answer: a big image is either refused before decoding (413) or served within it."""
+    answer: a big image is either refused before decoding (413) or served within it; and a stream of
+    tiles of many sizes: what it leaves plus the worst big image's peak must fit the pod."""
     print("\n| big image | result |")
     print("| --- | --- |")
     for run in runs:
@@ -165,6 +177,18 @@ def report_memory(runs: list[MemoryRun]) -> None:
     print(
         f"\nbig images, PNG answer: refused, or peak <= +{BIG_IMAGE_PEAK_MB} MB and held "
         f"<= +{BIG_IMAGE_HELD_MB} MB ({verdict})"
+    )
+    print("\n| a stream of tiles | result |")
+    print("| --- | --- |")
+    print(f"| {stream.describe()} |")
+    # An image at the pixel limit never runs beside tiles (their pixels share one budget): its peak
+    # comes on top of what the stream left, not of the stream's own peak.
+    footprint = stream.before_mb + stream.held_mb
+    worst = max(run.peak_growth_mb for run in runs)
+    limit = pod_memory_limit_mb()
+    print(
+        f"\nheld after the stream {footprint:.0f} MB + the worst big image's peak {worst:+.0f} MB = "
+        f"{footprint + worst:.0f} MB; the pod's limit {limit:.0f} MB ({_verdict(footprint + worst <= limit)})"
     )
 
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -235,8 +236,10 @@ class MemoryRun:
     seconds: float
 
     def describe(self) -> str:
+        counts = Counter(self.statuses)
+        statuses = ", ".join(str(s) if n == 1 else f"{s} x {n}" for s, n in sorted(counts.items()))
         return (
-            f"{self.case} | HTTP {', '.join(map(str, self.statuses))} in {self.seconds:.1f} s; "
+            f"{self.case} | HTTP {statuses} in {self.seconds:.1f} s; "
             f"RSS {self.before_mb:.0f} MB before, peak **{self.peak_growth_mb:+.0f} MB**, "
             f"**{self.held_mb:+.0f} MB** held after 1 s"
         )
@@ -291,6 +294,55 @@ def big_image_memory(
     case = f"{at_once} x {side}x{side} {image} of zeros ({size}), format={fmt}"
     growth = (peak - before) / 1000, (held - before) / 1000
     return MemoryRun(case, sorted(statuses), before / 1000, *growth, seconds)
+
+
+def tile_stream_memory(model: Path, tiles: list[tuple[str, bytes]], connections: int = 2) -> MemoryRun:
+    """Peak and held RSS growth of a fresh service answering every tile once (Linux: reads /proc).
+
+    Plant tiles come in many sizes (the test split has almost one size per tile), and what a runtime
+    keeps per size, or leaves in the heaps, grows with every new one: a stream measures it where a few
+    tiles sent again and again cannot.
+    """
+    bodies = [multipart_body(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
+    sizes = {decode_gray(data).shape for _, data in tiles}
+    statuses: list[int] = []
+    lock = threading.Lock()
+    queue = iter(bodies)
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        while True:
+            with lock:
+                body = next(queue, None)
+            if body is None:
+                break
+            statuses.append(post(conn, "/predict", *body)[0])
+        conn.close()
+
+    port = free_port()
+    service = start_service(model, port, Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-memory.log")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        for body in bodies[:5]:
+            post(conn, "/predict", *body)
+        conn.close()
+        time.sleep(0.5)
+        before = _rss_kb(service.pid, "VmRSS")
+        Path(f"/proc/{service.pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        started = time.perf_counter()
+        clients = [threading.Thread(target=client) for _ in range(connections)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        seconds = time.perf_counter() - started
+        peak = _rss_kb(service.pid, "VmHWM")
+        time.sleep(1)
+        held = _rss_kb(service.pid, "VmRSS")
+    finally:
+        stop_service(service)
+    case = f"every test tile once ({len(tiles)} tiles, {len(sizes)} sizes), {connections} connections"
+    return MemoryRun(case, statuses, before / 1000, (peak - before) / 1000, (held - before) / 1000, seconds)
 
 
 @dataclass(frozen=True)
