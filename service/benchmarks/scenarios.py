@@ -61,7 +61,7 @@ def direct_predictor(
     model: Path, arrays: list[np.ndarray], intra_op_threads: int = 0, variant: Variant = Variant.FP32
 ) -> Predictor:
     """A predictor with the service's session options at ``variant`` (pass the service's own choice),
-    warmed up on every tile (OpenVINO compiles each new tile size once)."""
+    warmed up on every tile."""
     predictor = Predictor(model, intra_op_threads=intra_op_threads, variant=variant)
     for gray in arrays:
         predictor.predict(gray)
