@@ -32,7 +32,7 @@ class Settings(BaseSettings):
 
     max_upload_bytes: Annotated[int, Field(ge=1)] = 20 * MiB
     # A native-resolution model's memory and time grow with the area: 2 Mpx (7x the largest tile)
-    # keeps one image within a 1 GiB replica and the request deadline (docs/benchmarks.md, "Memory").
+    # keeps one image within a replica's memory and the request deadline (docs/benchmarks.md, "Memory").
     max_image_pixels: Annotated[int, Field(ge=1)] = 2_000_000
     # Inferences run side by side, one thread each, when requests wait (tilescan_service.scheduling);
     # a request alone runs on intra_op_threads. 0 = as many as the threads a lone inference uses.

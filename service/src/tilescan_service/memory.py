@@ -12,8 +12,8 @@ fragment them and raise its peak, so while one runs
 
 What stays in the heaps is only free memory, but tiles come in many sizes (1,048 among the dataset's
 1,138 tiles) and the blocks one size frees rarely fit the next, so the heaps grow with every new size:
-a service answering 1,000 different tiles held 911 MB in fp32 and 1.6 GB in int8, past the pod's
-1 GiB. So after every big image, and after every :data:`TRIM_EVERY_PIXELS` of images served (about
+a service answering 1,000 different tiles held 911 MB in fp32 and 1.6 GB in int8, more than a pod
+has. So after every big image, and after every :data:`TRIM_EVERY_PIXELS` of images served (about
 40 tiles), ``malloc_trim(0)`` returns the free pages of every heap to the OS (:class:`TrimSchedule`,
 :func:`release_free_memory`; docs/benchmarks.md, "Memory"). Elsewhere (musl, macOS) all of this does
 nothing.

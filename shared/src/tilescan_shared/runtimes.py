@@ -125,8 +125,8 @@ class OpenVinoSession:
         self.metadata = {key: value.astype(str) for key, value in framework.astype(dict).items()}
         # CPU_RUNTIME_CACHE_CAPACITY 0: OpenVINO's CPU plugin otherwise keeps kernels and buffers for
         # every input shape it has run (~8 MB each here), and plant tiles come in many sizes (1,048 among
-        # the dataset's 1,138 tiles): a bf16 service passed 1.1 GB after 1,000 tiles, over the pod's
-        # 1 GiB. Without it memory stays flat; what it costs is the speed-up on a shape seen before
+        # the dataset's 1,138 tiles): a bf16 service passed 1.1 GB after 1,000 tiles and kept growing.
+        # Without it memory stays flat; what it costs is the speed-up on a shape seen before
         # (docs/benchmarks.md, "Memory").
         config = {
             "INFERENCE_PRECISION_HINT": "bf16",
