@@ -226,12 +226,12 @@ def bench_load(
 
 @dataclass(frozen=True)
 class MemoryRun:
-    """RSS of a service process around big requests, in MB (10^6 bytes)."""
+    """RSS of a service process around big requests or a stream of tiles, in MB (10^6 bytes)."""
 
     case: str
     statuses: list[int]
     before_mb: float  # after start-up and a few ordinary tiles
-    peak_growth_mb: float  # highest RSS while the big images were served, minus before
+    peak_growth_mb: float  # highest RSS while they were served, minus before
     held_mb: float  # RSS one second after the answers, minus before
     seconds: float
 
@@ -245,15 +245,50 @@ class MemoryRun:
         )
 
 
+def _fresh_service_memory(
+    model: Path, warm_up: Callable[[int], None], client: Callable[[int], None], clients: int
+) -> tuple[float, float, float, float]:
+    """A fresh service on ``model``: ``warm_up(port)``, then ``client(port)`` on ``clients`` threads at
+    once. RSS before them, its peak growth while they ran (``VmHWM``, reset just before) and the growth
+    held 1 s after, in MB (10^6 bytes; Linux: reads /proc), and the seconds they took."""
+    port = free_port()
+    service = start_service(model, port, Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-memory.log")
+    try:
+        warm_up(port)
+        time.sleep(0.5)
+        before = _rss_kb(service.pid, "VmRSS")
+        Path(f"/proc/{service.pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(port,)) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
+        peak = _rss_kb(service.pid, "VmHWM")
+        time.sleep(1)
+        held = _rss_kb(service.pid, "VmRSS")
+    finally:
+        stop_service(service)
+    return before / 1000, (peak - before) / 1000, (held - before) / 1000, seconds
+
+
+def _post_all(port: int, path: str, bodies: list[tuple[bytes, str]]) -> list[int]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    statuses = [post(conn, path, *body)[0] for body in bodies]
+    conn.close()
+    return statuses
+
+
 def big_image_memory(
     model: Path, fmt: str = "png", image: str = "png16", at_once: int = 1, side: int = 6000
 ) -> MemoryRun:
-    """Peak and held RSS growth of a fresh service for big images (Linux: reads /proc).
+    """Peak and held RSS growth of a fresh service for big images, after five ordinary tiles.
 
     ``image="png16"``: a ``side`` x ``side`` 16-bit PNG of zeros (68 kB upload at 6000); ``"float-tiff"``:
     the same size as a 32-bit float TIFF (LZW). ``at_once`` copies are posted together on their own
     connections. Everything the service holds for them comes from decoding, inference, the
-    decision rule and rendering. The peak counter (``VmHWM``) is reset just before the requests.
+    decision rule and rendering.
     """
     if image == "png16":
         upload = _encoded(np.zeros((side, side), dtype=np.uint16), "PNG")
@@ -261,43 +296,21 @@ def big_image_memory(
         upload = _encoded(np.zeros((side, side), dtype=np.float32), "TIFF", compression="tiff_lzw")
     big = multipart_body(upload, f"big.{image}")
     ordinary = multipart_body(_encoded(np.full((265, 375), 90, dtype=np.uint8), "PNG"), "tile.png")
+    path = f"/predict?format={fmt}"
     statuses: list[int] = []
-
-    def post_big() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        statuses.append(post(conn, f"/predict?format={fmt}", *big)[0])
-        conn.close()
-
-    port = free_port()
-    service = start_service(model, port, Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-memory.log")
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        for _ in range(5):
-            post(conn, f"/predict?format={fmt}", *ordinary)
-        conn.close()
-        time.sleep(0.5)
-        before = _rss_kb(service.pid, "VmRSS")
-        Path(f"/proc/{service.pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        started = time.perf_counter()
-        clients = [threading.Thread(target=post_big) for _ in range(at_once)]
-        for client in clients:
-            client.start()
-        for client in clients:
-            client.join()
-        seconds = time.perf_counter() - started
-        peak = _rss_kb(service.pid, "VmHWM")
-        time.sleep(1)
-        held = _rss_kb(service.pid, "VmRSS")
-    finally:
-        stop_service(service)
+    measured = _fresh_service_memory(
+        model,
+        lambda port: _post_all(port, path, [ordinary] * 5),
+        lambda port: statuses.extend(_post_all(port, path, [big])),
+        at_once,
+    )
     size = f"{len(upload) / 1000:,.0f} kB"
     case = f"{at_once} x {side}x{side} {image} of zeros ({size}), format={fmt}"
-    growth = (peak - before) / 1000, (held - before) / 1000
-    return MemoryRun(case, sorted(statuses), before / 1000, *growth, seconds)
+    return MemoryRun(case, sorted(statuses), *measured)
 
 
 def tile_stream_memory(model: Path, tiles: list[tuple[str, bytes]], connections: int = 2) -> MemoryRun:
-    """Peak and held RSS growth of a fresh service answering every tile once (Linux: reads /proc).
+    """Peak and held RSS growth of a fresh service answering every tile once, after five of them.
 
     Plant tiles come in many sizes (the test split has almost one size per tile), and what a runtime
     keeps per size, or leaves in the heaps, grows with every new one: a stream measures it where a few
@@ -309,7 +322,7 @@ def tile_stream_memory(model: Path, tiles: list[tuple[str, bytes]], connections:
     lock = threading.Lock()
     queue = iter(bodies)
 
-    def client() -> None:
+    def client(port: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         while True:
             with lock:
@@ -319,30 +332,11 @@ def tile_stream_memory(model: Path, tiles: list[tuple[str, bytes]], connections:
             statuses.append(post(conn, "/predict", *body)[0])
         conn.close()
 
-    port = free_port()
-    service = start_service(model, port, Path(os.environ.get("TMPDIR", "/tmp")) / "tilescan-bench-memory.log")
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        for body in bodies[:5]:
-            post(conn, "/predict", *body)
-        conn.close()
-        time.sleep(0.5)
-        before = _rss_kb(service.pid, "VmRSS")
-        Path(f"/proc/{service.pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        started = time.perf_counter()
-        clients = [threading.Thread(target=client) for _ in range(connections)]
-        for thread in clients:
-            thread.start()
-        for thread in clients:
-            thread.join()
-        seconds = time.perf_counter() - started
-        peak = _rss_kb(service.pid, "VmHWM")
-        time.sleep(1)
-        held = _rss_kb(service.pid, "VmRSS")
-    finally:
-        stop_service(service)
+    measured = _fresh_service_memory(
+        model, lambda port: _post_all(port, "/predict", bodies[:5]), client, connections
+    )
     case = f"every test tile once ({len(tiles)} tiles, {len(sizes)} sizes), {connections} connections"
-    return MemoryRun(case, statuses, before / 1000, (peak - before) / 1000, (held - before) / 1000, seconds)
+    return MemoryRun(case, statuses, *measured)
 
 
 @dataclass(frozen=True)
