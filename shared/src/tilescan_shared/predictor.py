@@ -38,6 +38,7 @@ __all__ = [
     "Inference",
     "Predictor",
     "Variant",
+    "most_views",
     "resolve_providers",
     "second_look",
 ]
@@ -58,6 +59,11 @@ class Inference:
     probability: np.ndarray  # float32 (H, W)
     tile_score: float | None  # None for a model without a tile decision head
     views: int = 1  # 4 when the tile was looked at again (mirrored), the mean of the views
+
+
+def most_views(rule: DecisionRule | None) -> int:
+    """The most runs of the model :func:`second_look` may take for one tile under ``rule``."""
+    return 1 + len(MIRRORS) if rule is not None and rule.review is not None else 1
 
 
 def second_look(
