@@ -5,8 +5,8 @@
 
 Runs every val tile and its three mirrored views once, then for each budget prints, for no second look
 and each band (``params.yaml``'s ``evaluate.review_bands`` unless ``--bands`` gives pairs), the tile
-threshold, val tile recall, false alarms, Dice and the share of tiles looked at again, all under the
-pixel rule ``evaluate`` chooses for one look (:func:`tilescan_training.calibration.review_options`).
+threshold, val tile recall, false alarms, Dice and the share of tiles looked at again, each under its
+own pixel rule, as ``evaluate`` chooses them (:func:`tilescan_training.calibration.review_options`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tilescan_shared.predictor import CPU, Predictor
-from tilescan_training.calibration import choose_pixel_rule, choose_tile_threshold, review_options
+from tilescan_training.calibration import review_options
 from tilescan_training.manifest import read_records, read_split, records_in
 from tilescan_training.params import load_params
 from tilescan_training.scoring import load_tiles, look_all
@@ -39,17 +39,18 @@ def main() -> None:
     val = look_all(
         Predictor(args.model, providers=[CPU]), load_tiles(records_in("val", records, entries), args.data)
     )
-    plain = [t.answer(None) for t in val]
-    print("| budget | review band | tile threshold | tile recall | false alarms | Dice | looked again |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| budget | review band | tile threshold | pixel rule (threshold / area / peak) | tile recall "
+        "| false alarms | Dice | looked again |"
+    )
+    print("| ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for budget in args.budgets or [params.max_false_alarm_rate]:
-        budgeted = replace(params, max_false_alarm_rate=budget)
-        pixel_rule, _ = choose_pixel_rule(plain, budgeted, choose_tile_threshold(plain, budget))
-        for option in review_options(val, budgeted, pixel_rule):
+        for option in review_options(val, replace(params, max_false_alarm_rate=budget)):
             r, s = option.rule, option.scores
             band = "none" if r.review is None else f"[{r.review[0]}, {r.review[1]}]"
             print(
-                f"| {budget:.0%} | {band} | {r.tile_threshold:.3f} | {s['recall']:.3f} "
+                f"| {budget:.0%} | {band} | {r.tile_threshold:.3f} "
+                f"| {r.threshold} / {r.min_region_area} / {r.min_region_peak} | {s['recall']:.3f} "
                 f"| {s['false_alarm_rate']:.3f} | {s['dice']:.4f} | {s['looked_again']:.0%} |"
             )
 

@@ -162,3 +162,21 @@ def test_no_review_band_when_the_second_look_changes_nothing():
     val = _scored(defect_scores=[0.9, 0.3], free_scores=[0.6, 0.1])
     rule, scores, _ = choose_rule(_looked(val), _params(thresholds=(0.5,), review_bands=((0.0, 1.0),)))
     assert rule.review is None and scores["looked_again"] == 0.0
+
+
+def test_each_review_band_is_judged_with_its_own_pixel_rule():
+    """A confident defect tile's first view holds a stray blob its mirrored views do not: only a band
+    reaching 1 looks at it again, and only its own pixel rule (the higher threshold) keeps the blob's
+    mean out of the mask; under the one-look rule's threshold the band would gain nothing."""
+    defect, free = _tile("crack", True, speck=0.6, tile_score=0.99), _tile("free", False, tile_score=0.01)
+    clean = defect.probability.copy()
+    clean[15:17, 15:20] = 0.0
+    looked = _looked([defect, free])
+    looked[0] = replace(looked[0], mirrored=[Inference(clean, 0.99)] * 3)
+    bands = ((0.05, 0.95), (0.05, 1.0))
+    plain_rule, plain, _ = choose_rule(looked, _params(thresholds=(0.1, 0.5), max_false_alarm_rate=0.0))
+    assert plain_rule.threshold == 0.1 and plain["dice"] == pytest.approx(50 / 60)
+    params = _params(thresholds=(0.1, 0.5), max_false_alarm_rate=0.0, review_bands=bands)
+    rule, scores, answers = choose_rule(looked, params)
+    assert rule.review == (0.05, 1.0) and rule.threshold == 0.5
+    assert scores["dice"] == 1.0 and [a.views for a in answers] == [4, 1]

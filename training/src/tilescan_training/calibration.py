@@ -4,14 +4,15 @@ region filters: best val Dice over defect tiles); for a model without one, the p
 
 A model with a tile score may also get a review band (the second look of
 :mod:`tilescan_shared.predictor`): each band of ``evaluate.review_bands`` is tried against none, each
-with its own tile threshold under the same budget. The band that finds the most val defect tiles wins;
-among bands within ``dice_tolerance`` of the best val Dice there, the one that looks again at the
-fewest tiles (a second look costs three more runs of the model).
+with its own tile threshold under the same budget and its own pixel rule (the one it would ship with:
+a mean of four views wants other region filters than one view). The band that finds the most val
+defect tiles wins; among bands within ``dice_tolerance`` of the best val Dice there, the one that looks
+again at the fewest tiles (a second look costs three more runs of the model).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,8 +67,7 @@ def choose_rule(
     if any(t.tile_score is None for t in plain):
         rule, scores = choose_pixel_rule(plain, params, None)
         return rule, scores, plain
-    rule, _ = choose_pixel_rule(plain, params, choose_tile_threshold(plain, params.max_false_alarm_rate))
-    options = review_options(val, params, rule)
+    options = review_options(val, params)
     recall = max(o.scores["recall"] for o in options)
     finding = [o for o in options if o.scores["recall"] == recall]
     dice = max(o.scores["dice"] for o in finding)
@@ -75,23 +75,19 @@ def choose_rule(
         (o for o in finding if o.scores["dice"] >= dice - dice_tolerance),
         key=lambda o: o.scores["looked_again"],
     )
-    if best.rule.review is None:
-        return best.rule, best.scores, best.answers
-    # The pixel rule again, under the chosen band's answers (their maps are the means of four views).
-    rule, scores = choose_pixel_rule(best.answers, params, best.rule.tile_threshold, best.rule.review)
-    return rule, scores, best.answers
+    return best.rule, best.scores, best.answers
 
 
-def review_options(val: list[Looked], params: EvaluateParams, pixel_rule: DecisionRule) -> list[Option]:
+def review_options(val: list[Looked], params: EvaluateParams) -> list[Option]:
     """No second look, then each of ``params.review_bands``: each with its own tile threshold under
-    ``params.max_false_alarm_rate`` and the pixel part of ``pixel_rule``."""
+    ``params.max_false_alarm_rate`` and its own pixel rule under its answers."""
     options = []
     for band in (None, *params.review_bands):
         review = None if band is None else (float(band[0]), float(band[1]))
         answers = [t.answer(DecisionRule(review=review)) for t in val]
         tile_threshold = choose_tile_threshold(answers, params.max_false_alarm_rate)
-        rule = replace(pixel_rule, tile_threshold=tile_threshold, review=review)
-        options.append(Option(rule, score(answers, rule), answers))
+        rule, scores = choose_pixel_rule(answers, params, tile_threshold, review)
+        options.append(Option(rule, scores, answers))
     return options
 
 
