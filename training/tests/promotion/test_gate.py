@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from tilescan_shared.masks import DecisionRule
+from tilescan_training.manifest import Record
 from tilescan_training.params import PromoteParams
 from tilescan_training.promotion import gate
+from tilescan_training.scoring import Scored
 
 RULES = PromoteParams(
     metrics_file="evaluation/metrics.json",
@@ -46,6 +50,41 @@ def test_better_model_is_promoted(baseline, capsys):
     assert "| false_alarm_rate guard | <= BASE + 0.0200 | 0.0000 | 0.0000 | pass |" in out
     assert "| recall guard | >= BASE - 0.0200 | 1.0000 | 1.0000 | pass |" in out
     assert "**Verdict: promote**" in out
+
+
+def test_the_verdict_says_how_well_the_test_tiles_resolve_the_dice_difference(baseline, capsys):
+    _, out = run_gate(capsys)  # the same model: no draw of the tiles gives a difference
+    assert "Test Dice, workspace - `HEAD`: +0.0000; 95% paired bootstrap over its 4 defect tiles" in out
+    assert "[+0.0000, +0.0000]" in out
+    baseline.model(0.9, version="B")  # every (alike) defect tile gains the same: so does every draw
+    _, out = run_gate(capsys)
+    assert (
+        "workspace - `HEAD`: +0.2195; 95% paired bootstrap over its 4 defect tiles: [+0.2195, +0.2195]" in out
+    )
+
+
+def _answers(found: list[bool]) -> gate.Answers:
+    """Tiles with a 4x4 defect each, answered exactly where ``found``, else not at all; one free tile."""
+    scored = []
+    for i, hit in enumerate([*found, False]):
+        truth = np.zeros((8, 8), np.uint8)
+        if i < len(found):
+            truth[2:6, 2:6] = 255
+        record = Record(f"t{i}", "crack" if i < len(found) else "free", "", "", 8, 8, 16, "", "")
+        probability = (truth / 255.0 if hit else np.zeros((8, 8))).astype(np.float32)
+        scored.append(Scored(record, truth, truth, probability, None))
+    return gate.Answers(scored, DecisionRule(threshold=0.5))
+
+
+def test_the_dice_interval_spans_what_other_draws_of_the_tiles_give():
+    new, old = _answers([True, True, True, True]), _answers([True, False, True, False])
+    resolution = gate.dice_difference(new, old)
+    assert resolution.tiles == 4
+    assert resolution.difference == pytest.approx(1 - 2 * 32 / (2 * 32 + 32))
+    # Draws of mostly found tiles differ little, draws of mostly missed ones a lot.
+    assert 0 <= resolution.low < resolution.difference < resolution.high <= 1
+    with pytest.raises(ValueError, match="different tiles"):
+        gate.dice_difference(new, _answers([True, True, True]))
 
 
 def test_worse_model_is_refused(baseline, capsys):
