@@ -83,6 +83,7 @@ def test_the_dice_interval_spans_what_other_draws_of_the_tiles_give():
     assert resolution.difference == pytest.approx(1 - 2 * 32 / (2 * 32 + 32))
     # Draws of mostly found tiles differ little, draws of mostly missed ones a lot.
     assert 0 <= resolution.low < resolution.difference < resolution.high <= 1
+    assert gate.dice_difference(_answers([]), _answers([])) == gate.Resolution(0.0, 0.0, 0.0, 0)
     with pytest.raises(ValueError, match="different tiles"):
         gate.dice_difference(new, _answers([True, True, True]))
 

@@ -186,6 +186,8 @@ def dice_difference(new: Answers, old: Answers, seed: int = 0) -> Resolution:
     if [t.record.id for t in new.scored] != [t.record.id for t in old.scored]:
         raise ValueError("the two models were scored on different tiles")
     a, b = _defect_counts(new.scored, new.rule), _defect_counts(old.scored, old.rule)
+    if not len(a):  # no defect tile to draw: both Dice are 1 (no defect pixel anywhere)
+        return Resolution(0.0, 0.0, 0.0, 0)
     draws = np.random.default_rng(seed).integers(0, len(a), size=(BOOTSTRAP_RESAMPLES, len(a)))
     differences = _micro_dice(a[draws]) - _micro_dice(b[draws])
     low, high = np.percentile(differences, [2.5, 97.5])
