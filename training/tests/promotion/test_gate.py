@@ -68,9 +68,10 @@ def _answers(found: list[bool]) -> gate.Answers:
     scored = []
     for i, hit in enumerate([*found, False]):
         truth = np.zeros((8, 8), np.uint8)
-        if i < len(found):
+        defect = i < len(found)
+        if defect:
             truth[2:6, 2:6] = 255
-        record = Record(f"t{i}", "crack" if i < len(found) else "free", "", "", 8, 8, 16, "", "")
+        record = Record(f"t{i}", "crack" if defect else "free", "", "", 8, 8, 16 if defect else 0, "", "")
         probability = (truth / 255.0 if hit else np.zeros((8, 8))).astype(np.float32)
         scored.append(Scored(record, truth, truth, probability, None))
     return gate.Answers(scored, DecisionRule(threshold=0.5))
