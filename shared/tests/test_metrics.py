@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tilescan_shared.metrics import PixelCounts, detection_scores, pixel_counts, tile_curve
+from tilescan_shared.metrics import PixelCounts, detection_scores, dice, pixel_counts, tile_curve
 
 
 def test_pixel_counts_hand_computed():
@@ -22,6 +22,13 @@ def test_counts_add_up_for_micro_averaging():
 def test_empty_prediction_of_empty_truth_is_perfect():
     z = np.zeros((4, 4))
     assert pixel_counts(z, z).dice == 1.0 and pixel_counts(z, z).iou == 1.0
+
+
+def test_dice_of_arrays_of_counts_is_each_one_s_dice():
+    counts = [PixelCounts(3, 1, 2), PixelCounts(0, 0, 0), PixelCounts(0, 5, 0)]
+    tp, fp, fn = (np.array([getattr(c, k) for c in counts]) for k in ("tp", "fp", "fn"))
+    np.testing.assert_array_equal(dice(tp, fp, fn), [6 / 9, 1.0, 0.0])
+    assert [c.dice for c in counts] == [6 / 9, 1.0, 0.0]
 
 
 def test_shape_mismatch_is_an_error():

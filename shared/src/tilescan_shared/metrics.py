@@ -22,13 +22,19 @@ class PixelCounts:
 
     @property
     def dice(self) -> float:
-        denom = 2 * self.tp + self.fp + self.fn
-        return 1.0 if denom == 0 else 2 * self.tp / denom
+        return float(dice(self.tp, self.fp, self.fn))
 
     @property
     def iou(self) -> float:
         denom = self.tp + self.fp + self.fn
         return 1.0 if denom == 0 else self.tp / denom
+
+
+def dice(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Dice of confusion counts, element-wise over arrays of them (a bootstrap's resamples at once)."""
+    tp, fp, fn = (np.asarray(c, dtype=np.float64) for c in (tp, fp, fn))
+    denominator = 2 * tp + fp + fn
+    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 1.0)
 
 
 def pixel_counts(pred: np.ndarray, truth: np.ndarray) -> PixelCounts:

@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 
 from tilescan_shared.masks import DecisionRule, segment
-from tilescan_shared.metrics import pixel_counts
+from tilescan_shared.metrics import dice, pixel_counts
 from tilescan_shared.model_info import read_info
 from tilescan_shared.predictor import CPU, Predictor, Variant
 from tilescan_shared.runtimes import unavailable
@@ -170,10 +170,8 @@ def _defect_counts(scored: list[Scored], rule: DecisionRule) -> np.ndarray:
 
 
 def _micro_dice(counts: np.ndarray) -> np.ndarray:
-    """Micro Dice of each resample: ``counts`` is ``[..., tiles, 3]``; no pixel at all counts as 1."""
-    tp, fp, fn = np.moveaxis(counts.sum(axis=-2), -1, 0)
-    denominator = 2 * tp + fp + fn
-    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 1.0)
+    """Micro Dice of each resample: ``counts`` is ``[..., tiles, 3]``."""
+    return dice(*np.moveaxis(counts.sum(axis=-2), -1, 0))
 
 
 def dice_difference(new: Answers, old: Answers, seed: int = 0) -> Resolution:
