@@ -19,10 +19,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 
 # git for DVC experiments and CML, make for the project's targets, g++ and the Python headers for
-# torch.compile (train.compile builds its kernels with them); the base image fixes the distro release.
+# torch.compile (train.compile builds its kernels with them), tcmalloc (the train stage runs under it where
+# present); the base image fixes the distro release (Ubuntu 24.04 names tcmalloc's package ...t64).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv python3-dev g++ git make ca-certificates \
+        libtcmalloc-minimal4t64 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /tmp/deps
