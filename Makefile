@@ -31,6 +31,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(DEV_STAMP): $(BIN)/python $(DEV_DEPS)
+	scripts/ensure_debian_packages.sh
 	$(PIP) uv
 	$(PIP) $(TORCH)
 	$(UV) -e "shared[cpu]" -e "training[train,test,lint]" -e "service[test]"
@@ -78,7 +79,7 @@ drift-report: $(SERVE_STAMP)  ## which inputs drifted from the training data: th
 	$(BIN)/python scripts/drift_report.py $(if $(CAPTURES),--captures "$(CAPTURES)",--url "$(URL)")
 
 test: $(DEV_STAMP) $(LABEL_STAMP)  ## run every test (unit, integration, browser, alert rules, labelling; installs Debian's chromium, promtool if missing)
-	scripts/ensure_test_tools.sh
+	scripts/ensure_debian_packages.sh
 	$(BIN)/python -m pytest
 	$(LABEL_BIN)/python -m pytest labelling/tests
 

@@ -15,7 +15,7 @@ RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
-        pytest.skip("no promtool: `make test` installs Debian's prometheus (scripts/ensure_test_tools.sh)")
+        pytest.skip("no promtool: `make test` installs prometheus (scripts/ensure_debian_packages.sh)")
     return found
 
 

@@ -52,7 +52,7 @@ def test_only_the_pages_own_files_are_served(client: TestClient, path: str) -> N
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if CHROMIUM is None:
-        # `make test` installs it where it can (scripts/ensure_test_tools.sh); CI must run these tests.
+        # `make test` installs it where it can (scripts/ensure_debian_packages.sh); CI must run these tests.
         reason = "no chromium on PATH, and `make test` could not install it (needs root or sudo, and apt-get)"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
