@@ -31,7 +31,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(DEV_STAMP): $(BIN)/python $(DEV_DEPS)
-	scripts/ensure_debian_packages.sh
+	scripts/ensure_debian_packages.sh train
 	$(PIP) uv
 	$(PIP) $(TORCH)
 	$(UV) -e "shared[cpu]" -e "training[train,test,lint]" -e "service[test]"
@@ -78,8 +78,8 @@ CAPTURES ?=
 drift-report: $(SERVE_STAMP)  ## which inputs drifted from the training data: the service at URL, or CAPTURES= (a capture store)
 	$(BIN)/python scripts/drift_report.py $(if $(CAPTURES),--captures "$(CAPTURES)",--url "$(URL)")
 
-test: $(DEV_STAMP) $(LABEL_STAMP)  ## run every test (unit, integration, browser, alert rules, labelling; installs Debian's chromium, promtool if missing)
-	scripts/ensure_debian_packages.sh
+test: $(DEV_STAMP) $(LABEL_STAMP)  ## run every test (unit, integration, browser, alert rules, labelling; installs Debian's chromium, promtool, tcmalloc if missing)
+	scripts/ensure_debian_packages.sh test
 	$(BIN)/python -m pytest
 	$(LABEL_BIN)/python -m pytest labelling/tests
 

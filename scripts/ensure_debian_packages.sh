@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Debian packages the project uses beside its Python ones: tcmalloc, which the train stage runs under where
-# present (faster epochs, the same weights), and what the tests drive: Chromium for the page tests (through
-# Playwright, never a downloaded browser) and promtool (Debian's prometheus) for the alert rules. `make
-# install` and `make test` run this first: what is missing it installs with apt-get where it may (root, or
-# sudo without a password). Where it cannot, it says so loudly (training is slower, those tests skip); in CI
-# (CI=true) that is an error instead, so CI always runs them.
+# Debian packages the project uses beside its Python ones. `make install` runs `ensure_debian_packages.sh
+# train`: tcmalloc, which the train stage runs under where present (faster epochs, the same weights). `make
+# test` runs it with `test`: tcmalloc (its test) and what the tests drive, Chromium for the page tests
+# (through Playwright, never a downloaded browser) and promtool (Debian's prometheus) for the alert rules.
+# What is missing it installs with apt-get where it may (root, or sudo without a password). Where it cannot,
+# it says so loudly (training is slower, those tests skip); in CI (CI=true) that is an error instead, so CI
+# always runs them.
 set -euo pipefail
 
 missing=()
-command -v chromium >/dev/null || command -v google-chrome >/dev/null || command -v google-chrome-stable >/dev/null \
-    || missing+=(chromium)
-command -v promtool >/dev/null || missing+=(prometheus)
 # the same lookup as the train stage's (ctypes.util.find_library)
 python3 -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("tcmalloc_minimal") is None)' \
     || missing+=(libtcmalloc-minimal4)
+if [ "${1:-}" = test ]; then
+    command -v chromium >/dev/null || command -v google-chrome >/dev/null || command -v google-chrome-stable >/dev/null \
+        || missing+=(chromium)
+    command -v promtool >/dev/null || missing+=(prometheus)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
@@ -24,6 +27,9 @@ fi
 if [ "$sudo" != "none" ] && command -v apt-get >/dev/null; then
     echo "installing Debian's ${missing[*]} (apt-get)"
     $sudo apt-get update -qq
+    for i in "${!missing[@]}"; do  # Debian 13 and Ubuntu 24.04 renamed such libraries ...t64 (64-bit time_t)
+        apt-cache show "${missing[$i]}t64" >/dev/null 2>&1 && missing[i]="${missing[$i]}t64"
+    done
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
     exit 0
 fi
