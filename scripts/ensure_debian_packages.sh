@@ -28,13 +28,14 @@ if [ "$sudo" != "none" ] && command -v apt-get >/dev/null; then
     echo "installing Debian's ${missing[*]} (apt-get)"
     $sudo apt-get update -qq
     for i in "${!missing[@]}"; do  # Debian 13 and Ubuntu 24.04 renamed such libraries ...t64 (64-bit time_t)
-        apt-cache show "${missing[$i]}t64" >/dev/null 2>&1 && missing[i]="${missing[$i]}t64"
+        apt-cache show "${missing[i]}t64" >/dev/null 2>&1 && missing[i]="${missing[i]}t64"
     done
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
     exit 0
 fi
 
-message="no ${missing[*]}, and no root, sudo or apt-get to install them: the tests that drive them will be SKIPPED"
+message="no ${missing[*]}, and no root, sudo or apt-get to install them: training is slower without tcmalloc,
+and the tests that drive the others will be SKIPPED"
 if [ "${CI:-}" = "true" ]; then
     echo "error: $message" >&2
     exit 1
