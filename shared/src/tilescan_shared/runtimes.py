@@ -126,8 +126,9 @@ class OpenVinoSession:
         # CPU_RUNTIME_CACHE_CAPACITY 0: OpenVINO's CPU plugin otherwise keeps kernels and buffers for
         # every input shape it has run (~8 MB each here), and plant tiles come in many sizes (1,048 among
         # the dataset's 1,138 tiles): a bf16 service passed 1.1 GB after 1,000 tiles and kept growing.
-        # Without it memory stays flat; what it costs is the speed-up on a shape seen before
-        # (docs/benchmarks.md, "Memory").
+        # Without it memory stays flat, and nothing is lost on such tiles: the infer request keeps the
+        # last shape it ran prepared either way, and earlier ones rarely come again (docs/benchmarks.md,
+        # "Memory" and "What a new tile size costs OpenVINO").
         config = {
             "INFERENCE_PRECISION_HINT": "bf16",
             "NUM_STREAMS": str(parallel_runs),
