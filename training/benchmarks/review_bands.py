@@ -1,12 +1,14 @@
 """The second look on val: each review band against none, at each false-alarm budget (test never seen).
 
     .venv/bin/python training/benchmarks/review_bands.py [--model models/exported.onnx]
-        [--budgets 0.05 0.02] [--bands 0.05 0.95 0.001 0.999 ...]
+        [--budgets 0.05 0.02] [--bands 0.05 0.95 0.001 0.999 ...] [--thresholds 0.005 0.05 ...]
 
 Runs every val tile and its three mirrored views once, then for each budget prints, for no second look
 and each band (``params.yaml``'s ``evaluate.review_bands`` unless ``--bands`` gives pairs), the tile
 threshold, val tile recall, false alarms, Dice and the share of tiles looked at again, each under its
 own pixel rule, as ``evaluate`` chooses them (:func:`tilescan_training.calibration.review_options`).
+``--thresholds`` searches the pixel rule with each of those pixel thresholds alone (its best region
+filters), one row each, instead of ``evaluate.thresholds`` all together.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--split", default="data/split.csv", type=Path)
     parser.add_argument("--budgets", nargs="+", type=float, default=None, help="false-alarm budgets")
     parser.add_argument("--bands", nargs="+", type=float, default=None, help="low high [low high ...]")
+    parser.add_argument("--thresholds", nargs="+", type=float, default=None, help="each one alone")
     args = parser.parse_args()
     params = load_params().evaluate
     if args.bands:
@@ -41,17 +44,21 @@ def main() -> None:
     )
     print(
         "| budget | review band | tile threshold | pixel rule (threshold / area / peak) | tile recall "
-        "| false alarms | Dice | looked again |"
+        "| false alarms | Dice | Dice per class | looked again |"
     )
-    print("| ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |")
-    for budget in args.budgets or [params.max_false_alarm_rate]:
-        for option in review_options(val, replace(params, max_false_alarm_rate=budget)):
+    print("| ---: | --- | ---: | --- | ---: | ---: | ---: | --- | ---: |")
+    grids = [(t,) for t in args.thresholds] if args.thresholds else [params.thresholds]
+    for budget, thresholds in ((b, g) for b in args.budgets or [params.max_false_alarm_rate] for g in grids):
+        searched = replace(params, max_false_alarm_rate=budget, thresholds=thresholds)
+        for option in review_options(val, searched):
             r, s = option.rule, option.scores
             band = "none" if r.review is None else f"[{r.review[0]}, {r.review[1]}]"
+            classes = " ".join(f"{c} {v['dice']:.3f}" for c, v in s["per_class"].items())
             print(
                 f"| {budget:.0%} | {band} | {r.tile_threshold:.3f} "
                 f"| {r.threshold} / {r.min_region_area} / {r.min_region_peak} | {s['recall']:.3f} "
-                f"| {s['false_alarm_rate']:.3f} | {s['dice']:.4f} | {s['looked_again']:.0%} |"
+                f"| {s['false_alarm_rate']:.3f} | {s['dice']:.4f} "
+                f"| {classes} | {s['looked_again']:.0%} |"
             )
 
 
