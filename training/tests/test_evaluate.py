@@ -40,12 +40,15 @@ def _params(
     min_region_peaks: tuple[float, ...] = (0.0,),
     max_false_alarm_rate: float = 0.1,
     review_bands: tuple[tuple[float, float], ...] = (),
+    min_region_areas: tuple[int, ...] = (0,),
+    min_class_dice: float = 0.0,
 ) -> EvaluateParams:
     return EvaluateParams(
         thresholds=thresholds,
-        min_region_areas=(0,),
+        min_region_areas=min_region_areas,
         min_region_peaks=min_region_peaks,
         max_false_alarm_rate=max_false_alarm_rate,
+        min_class_dice=min_class_dice,
         review_bands=review_bands,
         examples=0,
     )
@@ -94,6 +97,27 @@ def test_rule_is_chosen_within_the_false_alarm_budget():
     noisy = [_tile("crack", True), _tile("free", False, speck=0.9)]
     rule, _, _ = choose_rule(_looked(noisy), _params(thresholds=(0.4, 0.95)))
     assert rule.threshold == 0.95
+
+
+def test_the_rule_search_keeps_every_class_at_the_dice_floor_where_a_rule_can():
+    """A region filter that drops a stray blob on a big defect tile also drops the only defect of a
+    blowhole tile: it has the better micro Dice (the big tile's pixels), but with a class floor the
+    search keeps the blowhole."""
+    big = _tile("break", False)
+    big.truth[2:12, 2:12] = 1
+    big.probability[2:12, 2:12] = 0.7
+    big.probability[15:17, 15:18] = 0.7  # a 6-pixel blob, no defect there
+    small = _tile("blowhole", False)
+    small.truth[5:7, 5:7] = 1
+    small.probability[5:7, 5:7] = 0.7  # the whole defect: 4 pixels
+    looked = _looked([big, small, _tile("free", False)])
+    params = _params(thresholds=(0.5,), min_region_areas=(0, 8))
+    rule, scores, _ = choose_rule(looked, params)
+    assert rule.min_region_area == 8 and scores["per_class"]["blowhole"]["dice"] == 0.0
+    assert scores["dice"] == pytest.approx(200 / 204)
+    rule, scores, _ = choose_rule(looked, replace(params, min_class_dice=0.75))
+    assert rule.min_region_area == 0 and scores["per_class"]["blowhole"]["dice"] == 1.0
+    assert scores["dice"] == pytest.approx(208 / 214)
 
 
 def test_reference_protocol_scores_the_centre_crop_of_defect_tiles_only():

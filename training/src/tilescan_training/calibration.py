@@ -1,13 +1,15 @@
 """The decision rule, chosen on val: for a model with a tile score, first the tile threshold (the highest
 tile recall whose val false-alarm rate is within the budget), then the pixel rule under it (threshold and
-region filters: best val Dice over defect tiles); for a model without one, the pixel rule alone.
+region filters: best val Dice over defect tiles, every class's Dice kept at a floor where a rule can); for
+a model without one, the pixel rule alone.
 
 A model with a tile score may also get a review band (the second look of
 :mod:`tilescan_shared.predictor`): each band of ``evaluate.review_bands`` is tried against none, each
 with its own tile threshold under the same budget and its own pixel rule (the one it would ship with:
 a mean of four views wants other region filters than one view). The band that finds the most val
-defect tiles wins; among bands within ``dice_tolerance`` of the best val Dice there, the one that looks
-again at the fewest tiles (a second look costs three more runs of the model).
+defect tiles wins, then the one whose pixel rule keeps the weakest class strongest (up to the floor); among
+bands within ``dice_tolerance`` of the best val Dice there, the one that looks again at the fewest tiles
+(a second look costs three more runs of the model).
 """
 
 from __future__ import annotations
@@ -70,12 +72,20 @@ def choose_rule(
     options = review_options(val, params)
     recall = max(o.scores["recall"] for o in options)
     finding = [o for o in options if o.scores["recall"] == recall]
+    floor = max(class_floor(o.scores, params.min_class_dice) for o in finding)
+    finding = [o for o in finding if class_floor(o.scores, params.min_class_dice) == floor]
     dice = max(o.scores["dice"] for o in finding)
     best = min(
         (o for o in finding if o.scores["dice"] >= dice - dice_tolerance),
         key=lambda o: o.scores["looked_again"],
     )
     return best.rule, best.scores, best.answers
+
+
+def class_floor(scores: dict[str, Any], floor: float) -> float:
+    """The lowest class's Dice, capped at ``floor``: every rule that keeps each class at the floor ties,
+    and below it the rule whose weakest class is stronger comes first."""
+    return min(floor, *(c["dice"] for c in scores["per_class"].values()))
 
 
 def review_options(val: list[Looked], params: EvaluateParams) -> list[Option]:
@@ -99,8 +109,11 @@ def choose_pixel_rule(
 ) -> tuple[DecisionRule, dict[str, Any]]:
     """The pixel rule with the best val Dice under the tile decision (when there is one).
 
-    Without a tile score the pixel rule decides alone: the best val Dice among rules within the
-    false-alarm budget, or, if none is, the fewest false alarms.
+    Rules that keep every class's val Dice at ``params.min_class_dice`` or above come first (where none
+    does, those whose weakest class is strongest: :func:`class_floor`): micro Dice is mostly the big
+    defects' pixels, and the best of it alone can give up a class of small ones (a region filter that
+    drops every blowhole). Without a tile score the pixel rule decides alone: the same among rules
+    within the false-alarm budget, or, if none is, the fewest false alarms.
     """
     candidates = [
         (rule, score(val, rule))
@@ -115,5 +128,12 @@ def choose_pixel_rule(
     ]
     within = [c for c in candidates if c[1]["false_alarm_rate"] <= params.max_false_alarm_rate]
     if within:
-        return max(within, key=lambda c: (c[1]["dice"], -c[1]["false_alarm_rate"]))
+        return max(
+            within,
+            key=lambda c: (
+                class_floor(c[1], params.min_class_dice),
+                c[1]["dice"],
+                -c[1]["false_alarm_rate"],
+            ),
+        )
     return min(candidates, key=lambda c: (c[1]["false_alarm_rate"], -c[1]["dice"]))
