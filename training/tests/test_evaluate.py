@@ -120,6 +120,11 @@ def test_the_rule_search_keeps_every_class_at_the_dice_floor_where_a_rule_can():
     assert scores["dice"] == pytest.approx(208 / 214)
 
 
+def test_the_class_floor_holds_for_a_val_split_without_defect_tiles():
+    rule, _, _ = choose_rule(_looked([_tile("free", False)]), _params(thresholds=(0.5,), min_class_dice=0.75))
+    assert rule.threshold == 0.5
+
+
 def test_reference_protocol_scores_the_centre_crop_of_defect_tiles_only():
     size = 300  # the 224 centre crop spans rows/cols 38..261
     truth = np.zeros((size, size), np.uint8)

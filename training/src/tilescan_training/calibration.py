@@ -85,7 +85,7 @@ def choose_rule(
 def class_floor(scores: dict[str, Any], floor: float) -> float:
     """The lowest class's Dice, capped at ``floor``: every rule that keeps each class at the floor ties,
     and below it the rule whose weakest class is stronger comes first."""
-    return min(floor, *(c["dice"] for c in scores["per_class"].values()))
+    return min([floor, *(c["dice"] for c in scores["per_class"].values())])
 
 
 def review_options(val: list[Looked], params: EvaluateParams) -> list[Option]:
