@@ -120,6 +120,30 @@ def test_the_rule_search_keeps_every_class_at_the_dice_floor_where_a_rule_can():
     assert scores["dice"] == pytest.approx(208 / 214)
 
 
+def test_the_band_whose_rule_keeps_every_class_at_the_floor_wins():
+    """A second look finds a blowhole's faint pixels and adds a stray blob on a big defect tile: fewer
+    Dice points than no second look, which loses the blowhole; with the floor the band wins."""
+    big = _tile("break", False, tile_score=0.9)
+    big.truth[2:12, 2:12] = 1
+    big.probability[2:12, 2:12] = 0.7
+    small = _tile("blowhole", False, tile_score=0.9)
+    small.truth[5:7, 5:7] = 1
+    small.probability[5:7, 5:7] = 0.4  # below the threshold in one view
+    looked = _looked([big, small, _tile("free", False, tile_score=0.01)])
+    blob = big.probability.copy()
+    blob[15:17, 15:18] = 0.7  # mean of four views 0.525: a 6-pixel false region
+    faint = small.probability.copy()
+    faint[5:7, 5:7] = 0.7  # mean of four views 0.625: found
+    looked[0] = replace(looked[0], mirrored=[Inference(blob, 0.9)] * 3)
+    looked[1] = replace(looked[1], mirrored=[Inference(faint, 0.9)] * 3)
+    params = _params(thresholds=(0.5,), max_false_alarm_rate=0.0, review_bands=((0.5, 0.95),))
+    rule, scores, _ = choose_rule(looked, params)
+    assert rule.review is None and scores["dice"] == pytest.approx(200 / 204)
+    rule, scores, _ = choose_rule(looked, replace(params, min_class_dice=0.75))
+    assert rule.review == (0.5, 0.95) and scores["dice"] == pytest.approx(208 / 214)
+    assert scores["per_class"]["blowhole"]["dice"] == 1.0
+
+
 def test_the_class_floor_holds_for_a_val_split_without_defect_tiles():
     rule, _, _ = choose_rule(_looked([_tile("free", False)]), _params(thresholds=(0.5,), min_class_dice=0.75))
     assert rule.threshold == 0.5
