@@ -159,23 +159,33 @@ class Load:
     rejected: int  # 503
     other: int  # any other status
     wall: float
+    seconds: float = 0.0  # how long the clients kept sending
+    ok_sent: list[float] = field(default_factory=list)  # when each 200's request was sent, from the start
 
     @property
     def goodput(self) -> float:
         return len(self.ok_latencies) / self.wall
 
-    def ok_percentile(self, q: float) -> float:
-        return float(np.percentile(self.ok_latencies, q)) * 1000 if self.ok_latencies else float("nan")
+    def ok_percentile(self, q: float, sent_between: tuple[float, float] | None = None) -> float:
+        """The ``q``th percentile of the 200s' latencies in ms (of those sent in a share of the time)."""
+        latencies = self.ok_latencies
+        if sent_between is not None:
+            low, high = (share * self.seconds for share in sent_between)
+            pairs = zip(self.ok_latencies, self.ok_sent, strict=True)
+            latencies = [seconds for seconds, sent in pairs if low <= sent < high]
+        return float(np.percentile(latencies, q)) * 1000 if latencies else float("nan")
 
     @staticmethod
     def merged(loads: list[Load]) -> Load:
-        """One measurement out of several spells of the same load."""
+        """One measurement out of several spells of the same load (send times from each spell's start)."""
         return Load(
             loads[0].connections,
             [seconds for load in loads for seconds in load.ok_latencies],
             sum(load.rejected for load in loads),
             sum(load.other for load in loads),
             sum(load.wall for load in loads),
+            loads[0].seconds,
+            [sent for load in loads for sent in load.ok_sent],
         )
 
 
@@ -188,9 +198,11 @@ def bench_load(
     200s over the time until the last client is done (requests in flight at the end included).
     """
     ok: list[float] = []
+    sent: list[float] = []
     counts = {"rejected": 0, "other": 0}
     lock = threading.Lock()
-    stop = time.perf_counter() + seconds
+    begun = time.perf_counter()
+    stop = begun + seconds
 
     def client(first: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -206,6 +218,7 @@ def bench_load(
             with lock:
                 if response.status == 200:
                     ok.append(seconds_taken)
+                    sent.append(t0 - begun)
                 elif response.status == 503:
                     counts["rejected"] += 1
                 else:
@@ -221,7 +234,8 @@ def bench_load(
         thread.start()
     for thread in threads:
         thread.join()
-    return Load(connections, ok, counts["rejected"], counts["other"], time.perf_counter() - started)
+    wall = time.perf_counter() - started
+    return Load(connections, ok, counts["rejected"], counts["other"], wall, seconds, sent)
 
 
 @dataclass(frozen=True)

@@ -42,3 +42,15 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(ValueError, match="inference_concurrency"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("share", "max_queue", "count"), [("0.5", "16", 8), ("0.5", "5", 3), ("0.1", "4", 1), ("0", "16", 0)]
+)
+def test_the_newest_first_share_is_a_count_of_waiting_requests(
+    monkeypatch: pytest.MonkeyPatch, share: str, max_queue: str, count: int
+) -> None:
+    monkeypatch.setenv("TILESCAN_NEWEST_FIRST_SHARE", share)
+    monkeypatch.setenv("TILESCAN_MAX_QUEUE", max_queue)
+
+    assert Settings().newest_first_at == count

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tilescan_service import scheduling
 from tilescan_service.scheduling import InferenceSlots, Lane
 
 
@@ -120,5 +121,53 @@ def test_a_turn_granted_as_its_request_is_dropped_is_given_back() -> None:
         await _settle()
         assert granted.cancelled()
         assert (slots.running, slots.running_pixels, slots.solo_running) == (0, 0, False)
+
+    run(scenario())
+
+
+def test_while_arrivals_find_the_line_long_the_newest_starts_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(scheduling.time, "monotonic", lambda: now[0])
+
+    async def scenario() -> None:
+        slots = InferenceSlots(concurrency=1, pixel_budget=1000, newest_first_at=3, standing_seconds=1.0)
+        assert await slots.acquire(10) is Lane.SOLO
+
+        def arrive(pixels: int) -> asyncio.Future[Lane]:
+            return asyncio.ensure_future(slots.acquire(pixels))
+
+        async def finish(pixels: int) -> None:
+            slots.release(Lane.SOLO, pixels)
+            await _settle()
+
+        a, b = arrive(1), arrive(2)
+        await _settle()
+        await finish(10)
+        assert a.done() and not b.done()  # two waiting: arrival order
+        c, d = arrive(3), arrive(4)  # d finds three waiting: the line stands
+        await _settle()
+        await finish(1)
+        assert d.done() and not (b.done() or c.done())
+        await finish(4)
+        assert c.done() and not b.done()  # two left, but an arrival found it long a moment ago
+        e, f = arrive(5), arrive(6)  # b, e, f
+        await _settle()
+        now[0] += 1.0  # no arrival since: the longest wait goes first again, however long the line
+        await finish(3)
+        assert b.done() and not (e.done() or f.done())
+
+    run(scenario())
+
+
+def test_without_a_threshold_the_line_keeps_arrival_order_however_long() -> None:
+    async def scenario() -> None:
+        slots = InferenceSlots(concurrency=1, pixel_budget=10_000)
+        assert await slots.acquire(10) is Lane.SOLO
+        waiting = [asyncio.ensure_future(slots.acquire(i + 1)) for i in range(20)]
+        await _settle()
+        for i, turn in enumerate(waiting):
+            slots.release(Lane.SOLO, 10 if i == 0 else i)
+            assert await turn is Lane.SOLO
+            assert not any(later.done() for later in waiting[i + 1 :])
 
     run(scenario())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     # Requests allowed to wait for an inference slot; beyond that the service answers 503.
     max_queue: Annotated[int, Field(ge=0)] = 16
     retry_after_seconds: Annotated[int, Field(ge=1)] = 1
+    # Once this share of the queue's places waits, the newest request starts first (adaptive LIFO:
+    # tilescan_service.scheduling); 0 = always in arrival order.
+    newest_first_share: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     # Time limits against slow or stuck clients and stuck work (seconds).
     header_timeout_seconds: Annotated[float, Field(gt=0)] = 10  # request line + headers, per request
@@ -103,6 +107,11 @@ class Settings(BaseSettings):
         if self.inference_concurrency:
             return self.inference_concurrency
         return self.intra_op_threads or len(os.sched_getaffinity(0))
+
+    @property
+    def newest_first_at(self) -> int:
+        """``newest_first_share`` as a count of waiting requests (0: never)."""
+        return max(1, math.ceil(self.newest_first_share * self.max_queue)) if self.newest_first_share else 0
 
     @property
     def provider_list(self) -> str | list[str]:

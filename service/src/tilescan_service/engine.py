@@ -76,7 +76,12 @@ class Engine:
         self.status: Status = "loading"
         self.error: str | None = None
         self._choice: RuntimeChoice | None = None
-        self.slots = InferenceSlots(settings.inference_slots, settings.max_image_pixels)
+        self.slots = InferenceSlots(
+            settings.inference_slots,
+            settings.max_image_pixels,
+            settings.newest_first_at,
+            settings.retry_after_seconds,
+        )
         # One thread per slot, so a granted inference starts at once.
         self._inference_pool = ThreadPoolExecutor(settings.inference_slots, thread_name_prefix="inference")
         self._pending = 0

@@ -10,15 +10,27 @@ So a prediction that finds nothing running and nobody else waiting runs **solo**
 ``intra_op_threads`` session, every other prediction waits for it); otherwise predictions run on the
 **shared** lane, up to ``concurrency`` at once on single-thread sessions, while the pixels running
 together stay within a budget (the service's pixel limit, so two big images never run at once and
-memory stays what one image at the limit needs). Waiters start in arrival order.
+memory stays what one image at the limit needs).
+
+Waiters start in arrival order, unless the line stands: while arrivals keep finding
+``newest_first_at`` or more predictions waiting, and for ``standing_seconds`` after the last did, the
+newest starts first (adaptive LIFO, as in Maurer's "Fail at Scale", ACM Queue 2015). Under overload
+the line stays long whatever the order, and in arrival order every answer carries the whole line's
+wait; newest first, the answers that come are fresh, and the waiters left behind leave at their own
+queue limit (:meth:`tilescan_service.engine.Engine.queue_limit`, set on arrival from the work ahead of
+them, as in arrival order) before any inference work. The service gives the ``Retry-After`` of its refusals
+as ``standing_seconds``, so a line stays standing while the clients it turned away are still to come
+back. A line that never grows that long (the capacity's clients, each waiting for its answer before it
+asks again) keeps arrival order, and once arrivals stop finding it long, what is left of it is served
+in arrival order again: the longest waits first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections import deque
-from itertools import islice
 
 
 class Lane(enum.Enum):
@@ -29,12 +41,17 @@ class Lane(enum.Enum):
 class InferenceSlots:
     """Grants lanes to waiting predictions; use on the event loop only (no locks)."""
 
-    def __init__(self, concurrency: int, pixel_budget: int) -> None:
+    def __init__(
+        self, concurrency: int, pixel_budget: int, newest_first_at: int = 0, standing_seconds: float = 1.0
+    ) -> None:
         self.concurrency = concurrency
         self.pixel_budget = pixel_budget
+        self.newest_first_at = newest_first_at  # waiting requests from which the newest goes first; 0: never
+        self.standing_seconds = standing_seconds
         self.running = 0
         self.running_pixels = 0
         self.solo_running = False
+        self._standing_until = 0.0  # time.monotonic() until which the line counts as standing
         self._waiters: deque[tuple[int, asyncio.Future[Lane]]] = deque()
 
     @property
@@ -51,6 +68,8 @@ class InferenceSlots:
         """Wait for a turn for an image of ``pixels`` pixels; the caller must :meth:`release` it."""
         turn: asyncio.Future[Lane] = asyncio.get_running_loop().create_future()
         self._waiters.append((pixels, turn))
+        if 0 < self.newest_first_at <= self.waiting:
+            self._standing_until = time.monotonic() + self.standing_seconds
         self._dispatch()
         try:
             return await turn
@@ -69,15 +88,16 @@ class InferenceSlots:
         self._dispatch()
 
     def _dispatch(self) -> None:
+        # Requests dropped while waiting leave the line first.
+        self._waiters = deque(waiter for waiter in self._waiters if not waiter[1].done())
         while self._waiters:
-            pixels, turn = self._waiters[0]
-            if turn.done():  # its request was dropped while waiting
-                self._waiters.popleft()
-                continue
+            newest_first = time.monotonic() < self._standing_until
+            line = reversed(self._waiters) if newest_first else iter(self._waiters)
+            pixels, turn = next(line)
             if self.running == 0:
                 # Shared only when the next in line could run beside it; else all threads for this one.
-                after = next((p for p, t in islice(self._waiters, 1, None) if not t.done()), None)
-                fits = after is not None and pixels + after <= self.pixel_budget
+                after = next(line, None)
+                fits = after is not None and pixels + after[0] <= self.pixel_budget
                 lane = Lane.SHARED if fits and self.concurrency > 1 else Lane.SOLO
             elif (
                 self.solo_running
@@ -87,7 +107,10 @@ class InferenceSlots:
                 return
             else:
                 lane = Lane.SHARED
-            self._waiters.popleft()
+            if newest_first:
+                self._waiters.pop()
+            else:
+                self._waiters.popleft()
             self.running += 1
             self.running_pixels += pixels
             self.solo_running = lane is Lane.SOLO
