@@ -22,13 +22,11 @@ import time
 from pathlib import Path
 
 from harness import REPO, load_test_tiles, machine, start_service, stop_service
-from scenarios import Load, bench_load
+from scenarios import MIDDLE, Load, bench_load
 
 from tilescan_service.client import multipart_body
 from tilescan_service.config import Settings
 from tilescan_service.testing import free_port
-
-MIDDLE = (0.1, 0.7)  # the share of a spell whose answers show a steady overload
 
 
 def setting(text: str) -> tuple[str, dict[str, str]]:

@@ -150,6 +150,11 @@ def bench_http(
     return Run(f"service {fmt.upper()} (c={concurrency})", latencies, wall, errors, cpu_s)
 
 
+# The share of a load's time whose requests show a steady overload: past its start, before its end
+# (when the clients stop, the requests left in the line are answered with nothing behind them).
+MIDDLE = (0.1, 0.7)
+
+
 @dataclass(frozen=True)
 class Load:
     """Clients posting in a loop for a while: what came back."""
