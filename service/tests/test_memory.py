@@ -24,14 +24,16 @@ def native_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (a model that resizes every tile to one working size allocates the same small buffers each time)."""
     torch = pytest.importorskip("torch")
     from tilescan_training.net import UNet
-    from tilescan_training.params import load_params
+    from tilescan_training.params.export import ExportParams
+    from tilescan_training.params.loading import load_section
+    from tilescan_training.params.train import TrainParams
     from tilescan_training.stages.export import export
 
-    params = load_params(REPO / "params.yaml")
+    train = load_section(REPO / "params.yaml", "train", TrainParams)
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("native") / "native.onnx"
-    net = UNet(params.train.net.base_channels, params.train.net.depth)
-    export(net, params.train, params.export, path, [])
+    net = UNet(train.net.base_channels, train.net.depth)
+    export(net, train, load_section(REPO / "params.yaml", "export", ExportParams), path, [])
     return path
 
 

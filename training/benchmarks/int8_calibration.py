@@ -18,7 +18,8 @@ from pathlib import Path
 from tilescan_shared.image import read_gray
 from tilescan_shared.predictor import CPU, Predictor, Variant
 from tilescan_training.manifest import read_records, read_split, records_in
-from tilescan_training.params import load_params
+from tilescan_training.params.export import ExportParams
+from tilescan_training.params.loading import load_section
 from tilescan_training.quantization import METHODS, calibration_records, quantize_int8
 from tilescan_training.scoring import load_tiles, predict_all, score
 from tilescan_training.variants import COMPARED, disagreement
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--split", default="data/split.csv", type=Path)
     parser.add_argument("--keep-fp32", nargs="*", default=None, help="op types to leave in fp32")
     args = parser.parse_args()
-    params = load_params().export.int8
+    params = load_section("params.yaml", "export", ExportParams).int8
     if args.keep_fp32 is not None:
         params = replace(params, keep_fp32=tuple(args.keep_fp32))
     records, entries = read_records(args.data / "manifest.csv"), read_split(args.split)

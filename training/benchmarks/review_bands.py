@@ -20,7 +20,8 @@ from pathlib import Path
 from tilescan_shared.predictor import CPU, Predictor
 from tilescan_training.calibration import review_options
 from tilescan_training.manifest import read_records, read_split, records_in
-from tilescan_training.params import load_params
+from tilescan_training.params.evaluate import EvaluateParams
+from tilescan_training.params.loading import load_section
 from tilescan_training.scoring import load_tiles, look_all
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--bands", nargs="+", type=float, default=None, help="low high [low high ...]")
     parser.add_argument("--thresholds", nargs="+", type=float, default=None, help="each one alone")
     args = parser.parse_args()
-    params = load_params().evaluate
+    params = load_section("params.yaml", "evaluate", EvaluateParams)
     if args.bands:
         params = replace(params, review_bands=tuple(zip(args.bands[::2], args.bands[1::2], strict=True)))
     records, entries = read_records(args.data / "manifest.csv"), read_split(args.split)

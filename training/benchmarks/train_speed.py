@@ -26,7 +26,8 @@ from PIL import Image
 from tilescan_training.dataset import TileDataset
 from tilescan_training.losses import SegDecLoss
 from tilescan_training.manifest import read_records, read_split, records_in
-from tilescan_training.params import load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.train import TrainParams
 from tilescan_training.weights import build_net
 
 
@@ -91,7 +92,7 @@ def main() -> None:
     parser.add_argument("--steps", default=8, type=int)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    params = load_params(args.params).train
+    params = load_section(args.params, "train", TrainParams)
     threads, batch = torch.get_num_threads(), f"{params.batch_size} x {params.crop_size}"
     print(f"torch {torch.__version__}, {threads} threads; batch {batch}")
     if args.data.is_dir():

@@ -9,6 +9,7 @@ from dataclasses import replace
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +18,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from tilescan_training.manifest import write_split
 from tilescan_training.module import VAL_THRESHOLDS
-from tilescan_training.params import load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.split import SplitParams
+from tilescan_training.params.train import TrainParams
 from tilescan_training.stages.ingest import ingest
 from tilescan_training.stages.split import split
 
@@ -93,8 +96,11 @@ def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 @pytest.fixture(scope="session")
 def repo_params():
-    """The repository's params.yaml, for tests that shrink a few fields with ``dataclasses.replace``."""
-    return load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    """The repository's params.yaml sections that tests shrink a few fields of (``dataclasses.replace``)."""
+    path = Path(__file__).resolve().parents[2] / "params.yaml"
+    return SimpleNamespace(
+        split=load_section(path, "split", SplitParams), train=load_section(path, "train", TrainParams)
+    )
 
 
 @pytest.fixture(scope="session")

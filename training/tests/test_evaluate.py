@@ -7,7 +7,7 @@ from tilescan_shared.masks import DecisionRule
 from tilescan_shared.predictor import Inference
 from tilescan_training.calibration import choose_rule, choose_tile_threshold
 from tilescan_training.manifest import Record
-from tilescan_training.params import EvaluateParams
+from tilescan_training.params.evaluate import EvaluateParams
 from tilescan_training.scoring import Looked, Scored, Tile, reference_protocol, score, tile_ranking
 
 

@@ -11,11 +11,18 @@ from tilescan_shared.model_info import read_info
 from tilescan_shared.predictor import Predictor
 from tilescan_training.graph import InferenceGraph
 from tilescan_training.net import UNet
-from tilescan_training.params import NetParams, load_params
+from tilescan_training.params.export import ExportParams
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.train import NetParams, TrainParams
 from tilescan_training.stages.export import ParityError, check_parity, export
 
-PARAMS = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
-TRAIN = replace(PARAMS.train, crop_size=(32, 48), net=NetParams(base_channels=4, depth=2))
+PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
+EXPORT = load_section(PARAMS_FILE, "export", ExportParams)
+TRAIN = replace(
+    load_section(PARAMS_FILE, "train", TrainParams),
+    crop_size=(32, 48),
+    net=NetParams(base_channels=4, depth=2),
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +31,7 @@ def exported(tmp_path_factory):
     net = UNet(base_channels=4, depth=2)
     path = tmp_path_factory.mktemp("export") / "model.onnx"
     real = [np.random.default_rng(1).integers(0, 256, (45, 70), dtype=np.uint8)]
-    worst = export(
-        net, TRAIN, replace(PARAMS.export, name="tilescan-test", opset=17, flip_tta=False), path, real
-    )
+    worst = export(net, TRAIN, replace(EXPORT, name="tilescan-test", opset=17, flip_tta=False), path, real)
     return net, path, worst
 
 
@@ -75,7 +80,7 @@ def test_flip_tta_is_mirror_symmetric(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tta.onnx"
     image = np.random.default_rng(3).integers(0, 256, (40, 64), dtype=np.uint8)
-    export(UNet(base_channels=4, depth=2), TRAIN, replace(PARAMS.export, flip_tta=True), path, [image])
+    export(UNet(base_channels=4, depth=2), TRAIN, replace(EXPORT, flip_tta=True), path, [image])
     predictor = Predictor(path)
     mirrored, plain = predictor.predict(image[:, ::-1].copy()), predictor.predict(image)
     np.testing.assert_allclose(mirrored.probability, plain.probability[:, ::-1], atol=1e-5)

@@ -3,7 +3,7 @@ import torch
 
 from tilescan_training.losses import SegDecLoss, SegmentationLoss, tile_labels
 from tilescan_training.net import UNet
-from tilescan_training.params import LossParams
+from tilescan_training.params.train import LossParams
 
 
 @pytest.mark.parametrize("depth", [2, 3])

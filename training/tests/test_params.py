@@ -1,11 +1,27 @@
+"""params.yaml's sections read into their dataclasses (tilescan_training.params)."""
+
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tilescan_training.params import ParamsError, load_params
+from tilescan_training.params.evaluate import EvaluateParams
+from tilescan_training.params.export import ExportParams
+from tilescan_training.params.ingest import IngestParams
+from tilescan_training.params.loading import ParamsError, load_section
+from tilescan_training.params.promote import PromoteParams
+from tilescan_training.params.split import SplitParams
+from tilescan_training.params.train import TrainParams
 
 REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+SECTIONS = {
+    "ingest": IngestParams,
+    "split": SplitParams,
+    "train": TrainParams,
+    "export": ExportParams,
+    "evaluate": EvaluateParams,
+    "promote": PromoteParams,
+}
 
 
 def _write(tmp_path: Path, edit) -> Path:
@@ -17,10 +33,11 @@ def _write(tmp_path: Path, edit) -> Path:
     return path
 
 
-def test_repository_params_load():
-    params = load_params(REPO_PARAMS)
-    assert params.train.crop_size[0] % 2**params.train.net.depth == 0
-    assert params.evaluate.max_false_alarm_rate <= 1
+def test_repository_params_load_and_every_top_level_key_has_a_module():
+    assert set(yaml.safe_load(REPO_PARAMS.read_text())) == set(SECTIONS)
+    sections = {key: load_section(REPO_PARAMS, key, cls) for key, cls in SECTIONS.items()}
+    assert sections["train"].crop_size[0] % 2 ** sections["train"].net.depth == 0
+    assert sections["evaluate"].max_false_alarm_rate <= 1
 
 
 def test_values_come_from_the_file(tmp_path):
@@ -29,13 +46,11 @@ def test_values_come_from_the_file(tmp_path):
         raw["train"]["net"]["depth"] = 2
         raw["promote"]["floor"] = 0.8
 
-    params = load_params(_write(tmp_path, edit))
-    assert (params.train.epochs, params.train.net.depth, params.train.crop_size) == (3, 2, (64, 96))
-    assert (
-        params.train.net.base_channels
-        == yaml.safe_load(REPO_PARAMS.read_text())["train"]["net"]["base_channels"]
-    )
-    assert params.promote.floor == 0.8
+    path = _write(tmp_path, edit)
+    train = load_section(path, "train", TrainParams)
+    assert (train.epochs, train.net.depth, train.crop_size) == (3, 2, (64, 96))
+    assert train.net.base_channels == yaml.safe_load(REPO_PARAMS.read_text())["train"]["net"]["base_channels"]
+    assert load_section(path, "promote", PromoteParams).floor == 0.8
 
 
 @pytest.mark.parametrize(
@@ -45,31 +60,34 @@ def test_values_come_from_the_file(tmp_path):
 def test_a_missing_key_is_an_error_naming_it(tmp_path, section, key):
     path = _write(tmp_path, lambda raw: raw[section].pop(key))
     with pytest.raises(ParamsError, match=rf"^params\.yaml: missing key {section}\.{key}$"):
-        load_params(path)
+        load_section(path, section, SECTIONS[section])
 
 
-def test_missing_nested_keys_and_sections_are_all_named(tmp_path):
+def test_every_missing_key_of_a_section_is_named_and_a_missing_section_too(tmp_path):
     def edit(raw):
-        del raw["train"]["net"]["depth"], raw["split"]
+        del raw["train"]["net"]["depth"], raw["train"]["epochs"], raw["split"]
 
+    path = _write(tmp_path, edit)
     with pytest.raises(ParamsError) as err:
-        load_params(_write(tmp_path, edit))
-    assert str(err.value) == "params.yaml: missing key split; missing key train.net.depth"
+        load_section(path, "train", TrainParams)
+    assert str(err.value) == "params.yaml: missing key train.epochs; missing key train.net.depth"
+    with pytest.raises(ParamsError, match=r"^params\.yaml: missing key split$"):
+        load_section(path, "split", SplitParams)
 
 
 def test_a_key_without_value_is_an_error(tmp_path):
     path = _write(tmp_path, lambda raw: raw["promote"].update(floor=None))
     with pytest.raises(ParamsError, match=r"key promote\.floor has no value"):
-        load_params(path)
+        load_section(path, "promote", PromoteParams)
 
 
 def test_unknown_keys_are_errors(tmp_path):
     path = _write(tmp_path, lambda raw: raw["train"]["net"].update(dpeth=2))
     with pytest.raises(ParamsError, match=r"unknown key train\.net\.dpeth"):
-        load_params(path)
+        load_section(path, "train", TrainParams)
 
 
 def test_a_section_that_is_not_a_mapping_is_an_error(tmp_path):
     path = _write(tmp_path, lambda raw: raw.update(promote=[1, 2]))
     with pytest.raises(ParamsError, match=r"promote must be a mapping"):
-        load_params(path)
+        load_section(path, "promote", PromoteParams)

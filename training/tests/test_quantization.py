@@ -11,12 +11,19 @@ from tilescan_shared.predictor import Predictor, Variant
 from tilescan_shared.runtimes import variant_path
 from tilescan_training.manifest import Record
 from tilescan_training.net import UNet
-from tilescan_training.params import NetParams, load_params
+from tilescan_training.params.export import ExportParams
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.train import NetParams, TrainParams
 from tilescan_training.quantization import calibration_records, quantize_int8
 from tilescan_training.stages.export import export
 
-PARAMS = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
-TRAIN = replace(PARAMS.train, crop_size=(32, 48), net=NetParams(base_channels=4, depth=2))
+PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
+EXPORT = load_section(PARAMS_FILE, "export", ExportParams)
+TRAIN = replace(
+    load_section(PARAMS_FILE, "train", TrainParams),
+    crop_size=(32, 48),
+    net=NetParams(base_channels=4, depth=2),
+)
 RNG = np.random.default_rng(3)
 TILES = [RNG.integers(0, 256, shape, dtype=np.uint8) for shape in [(45, 70), (64, 33), (50, 50), (71, 90)]]
 
@@ -25,7 +32,7 @@ TILES = [RNG.integers(0, 256, shape, dtype=np.uint8) for shape in [(45, 70), (64
 def fp32(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("quantize") / "model.onnx"
-    export(UNet(base_channels=4, depth=2), TRAIN, replace(PARAMS.export, flip_tta=False), path, TILES[:1])
+    export(UNet(base_channels=4, depth=2), TRAIN, replace(EXPORT, flip_tta=False), path, TILES[:1])
     return path
 
 
@@ -33,7 +40,7 @@ def fp32(tmp_path_factory):
 @pytest.mark.parametrize("method", ["minmax", "entropy"])
 def test_int8_keeps_the_contract_and_the_metadata(fp32, method):
     int8 = variant_path(fp32, Variant.INT8)
-    quantize_int8(fp32, int8, TILES, replace(PARAMS.export.int8, calibration=method))
+    quantize_int8(fp32, int8, TILES, replace(EXPORT.int8, calibration=method))
     model = onnx.load(str(int8))
     ops = {node.op_type for node in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
@@ -53,8 +60,8 @@ def _quantized_convs(graph: onnx.GraphProto) -> set[str]:
 
 def test_nodes_kept_in_fp32_are_not_quantized(fp32, tmp_path):
     everything, kept = tmp_path / "all.int8.onnx", tmp_path / "kept.int8.onnx"
-    quantize_int8(fp32, everything, TILES, PARAMS.export.int8)
-    quantize_int8(fp32, kept, TILES, replace(PARAMS.export.int8, keep_fp32=("/net/decision",)))
+    quantize_int8(fp32, everything, TILES, EXPORT.int8)
+    quantize_int8(fp32, kept, TILES, replace(EXPORT.int8, keep_fp32=("/net/decision",)))
     quantized = _quantized_convs(onnx.load(str(everything)).graph)
     head = {name for name in quantized if name.startswith("/net/decision")}
     assert head and quantized - head  # the head's layers and the others are quantized by default
@@ -63,7 +70,7 @@ def test_nodes_kept_in_fp32_are_not_quantized(fp32, tmp_path):
 
 def test_an_unknown_calibration_is_refused(fp32, tmp_path):
     with pytest.raises(ValueError, match="minmax"):
-        quantize_int8(fp32, tmp_path / "x.onnx", TILES, replace(PARAMS.export.int8, calibration="magic"))
+        quantize_int8(fp32, tmp_path / "x.onnx", TILES, replace(EXPORT.int8, calibration="magic"))
 
 
 def _record(i: int, cls: str) -> Record:

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from tilescan_training.manifest import Record
-from tilescan_training.params import SplitParams
+from tilescan_training.params.split import SplitParams
 from tilescan_training.stages.split import split
 
 

@@ -13,7 +13,8 @@ import yaml
 
 from tilescan_training.datamodule import TileDataModule
 from tilescan_training.losses import SegDecLoss
-from tilescan_training.params import load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.train import TrainParams
 from tilescan_training.weights import load_net
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +87,7 @@ def _draws(work: Path, rank: int, split: str) -> list[int]:
 
 @pytest.mark.slow
 def test_both_ranks_train_on_their_own_shard(ddp_run: Path, ingested: Path):
-    params = load_params(ddp_run / "params.yaml").train
+    params = load_section(ddp_run / "params.yaml", "train", TrainParams)
     data = TileDataModule(ingested / "ingested", ingested / "split.csv", (32, 32), 2)
     data.setup()
     n = len(data.train_set)
@@ -117,7 +118,7 @@ def test_validation_metrics_are_reduced_over_both_ranks(ddp_run: Path, ingested:
     shard0, shard1 = _draws(ddp_run, 0, "val")[-shard:], _draws(ddp_run, 1, "val")[-shard:]
     assert set(shard0) | set(shard1) == set(range(len(data.val_set)))
 
-    params = load_params(ddp_run / "params.yaml").train
+    params = load_section(ddp_run / "params.yaml", "train", TrainParams)
     net = load_net(ddp_run / "models/checkpoints/best.ckpt", params)
     loss_fn = SegDecLoss(params.loss)
     logged = json.loads((ddp_run / "dvclive/metrics.json").read_text())["val"]

@@ -9,11 +9,12 @@ import torch
 
 from tilescan_training.fetch import FetchError
 from tilescan_training.net import UNet
-from tilescan_training.params import NetParams, TrainParams, load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.train import NetParams, TrainParams
 from tilescan_training.weights import build_net
 
 TRAIN = replace(
-    load_params(Path(__file__).resolve().parents[2] / "params.yaml").train,
+    load_section(Path(__file__).resolve().parents[2] / "params.yaml", "train", TrainParams),
     crop_size=(32, 32),
     net=NetParams(base_channels=4, depth=2),
 )

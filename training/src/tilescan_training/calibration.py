@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tilescan_shared.masks import DecisionRule
-from tilescan_training.params import EvaluateParams
+from tilescan_training.params.evaluate import EvaluateParams
 from tilescan_training.scoring import Looked, Scored, score
 
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 
 from tilescan_training.dataset import TileDataset
 from tilescan_training.manifest import read_records, read_split, records_in
-from tilescan_training.params import AugmentParams
+from tilescan_training.params.train import AugmentParams
 
 
 class TileDataModule(pl.LightningDataModule):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tilescan_shared.image import read_gray
 from tilescan_training.graph import rescale, scale_pixels
 from tilescan_training.manifest import Record
-from tilescan_training.params import AugmentParams
+from tilescan_training.params.train import AugmentParams
 
 
 class TileDataset(torch.utils.data.Dataset):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tilescan_training.params import LossParams
+from tilescan_training.params.train import LossParams
 
 
 def tile_labels(masks: torch.Tensor) -> torch.Tensor:

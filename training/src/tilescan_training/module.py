@@ -9,7 +9,7 @@ from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, Bin
 
 from tilescan_training.graph import native_logits
 from tilescan_training.losses import SegDecLoss, tile_labels
-from tilescan_training.params import OptimizerParams
+from tilescan_training.params.train import OptimizerParams
 
 # The checkpoint metric takes the best Dice over these thresholds: evaluate later picks the shipped
 # threshold on val, so the epoch must not be judged at one arbitrary threshold.

@@ -27,7 +27,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from tilescan_shared.model_info import read_info, stamp
 from tilescan_shared.predictor import INPUT_NAME
 from tilescan_training.manifest import Record
-from tilescan_training.params import Int8Params
+from tilescan_training.params.export import Int8Params
 
 METHODS = {
     "minmax": CalibrationMethod.MinMax,

@@ -10,7 +10,7 @@ import torch
 
 from tilescan_training.fetch import fetch
 from tilescan_training.net import UNet
-from tilescan_training.params import TrainParams
+from tilescan_training.params.train import TrainParams
 
 
 def build_net(params: TrainParams) -> UNet:

@@ -13,7 +13,7 @@ import pytest
 
 from tilescan_shared.masks import DecisionRule
 from tilescan_training.manifest import Record
-from tilescan_training.params import PromoteParams
+from tilescan_training.params.promote import PromoteParams
 from tilescan_training.promotion import gate
 from tilescan_training.scoring import Scored
 

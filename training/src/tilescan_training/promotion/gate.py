@@ -45,7 +45,8 @@ from tilescan_shared.model_info import read_info
 from tilescan_shared.predictor import CPU, Predictor, Variant
 from tilescan_shared.runtimes import unavailable
 from tilescan_training.manifest import read_records, read_split, records_in
-from tilescan_training.params import PromoteParams, load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.promote import PromoteParams
 from tilescan_training.promotion.diff import PromotionError
 from tilescan_training.scoring import Scored, Tile, load_tiles, predict_all, score
 from tilescan_training.variants import score_variant
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument("--model", help="the workspace model to judge (default: the served model file)")
     args = parser.parse_args(argv)
-    verdict = safe_compare(args.base, load_params(args.params).promote, model=args.model)
+    verdict = safe_compare(args.base, load_section(args.params, "promote", PromoteParams), model=args.model)
     print(f"### Promotion gate: workspace vs `{args.base}` (both re-scored on the workspace's test split)\n")
     print(to_markdown(verdict), end="")
     return 0 if verdict.promote else 1

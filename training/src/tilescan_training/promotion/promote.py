@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from tilescan_shared.runtimes import Variant, variant_path
-from tilescan_training.params import PromoteParams, load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.promote import PromoteParams
 from tilescan_training.promotion.diff import PromotionError
 from tilescan_training.promotion.gate import Verdict, compare_models, to_markdown
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml", type=Path)
     args = parser.parse_args(argv)
-    rules = load_params(args.params).promote
+    rules = load_section(args.params, "promote", PromoteParams)
     verdict = promote(rules)
     print(f"### Promotion: `{rules.candidate_file}` vs the served `{rules.model_file}` (test split)\n")
     print(to_markdown(verdict), end="")

@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from tilescan_training.params import PromoteParams, load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.promote import PromoteParams
 from tilescan_training.promotion.diff import Change, PromotionError, is_number, metrics_diff, params_diff
 from tilescan_training.promotion.gate import safe_compare, to_markdown
 
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", default=4, type=int, help="example panels to show")
     args = parser.parse_args(argv)
     try:
-        text = build_report(args.base, load_params(args.params).promote, Path(), args.out, args.examples)
+        rules = load_section(args.params, "promote", PromoteParams)
+        text = build_report(args.base, rules, Path(), args.out, args.examples)
     except PromotionError as err:
         print(f"report: {err}", file=sys.stderr)
         return 1

@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tilescan_training.params import load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.promote import PromoteParams
 from tilescan_training.promotion.diff import PromotionError, exists_at, same_file_as
 from tilescan_training.promotion.gate import Verdict, safe_compare, to_markdown
 
@@ -39,7 +40,7 @@ def baseline_revision(path: str, repo: Path = Path()) -> str:
 
 
 def check(repo: Path = Path(), params: Path = Path("params.yaml")) -> Verdict:
-    rules = load_params(repo / params).promote
+    rules = load_section(repo / params, "promote", PromoteParams)
     try:
         base = baseline_revision(rules.model_file, repo)
     except PromotionError as err:

@@ -32,7 +32,9 @@ from tilescan_shared.runtimes import variant_path
 from tilescan_training import plots
 from tilescan_training.calibration import choose_rule
 from tilescan_training.manifest import FREE_CLASS, read_records, read_split, records_in
-from tilescan_training.params import EvaluateParams, load_params
+from tilescan_training.params.evaluate import EvaluateParams
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.promote import PromoteParams
 from tilescan_training.scoring import (
     Scored,
     load_tiles,
@@ -198,15 +200,14 @@ def main() -> None:
     parser.add_argument("--out", default="evaluation", type=Path)
     parser.add_argument("--candidate", default="models/candidate.onnx", type=Path)
     args = parser.parse_args()
-    params = load_params(args.params)
     metrics = evaluate(
         args.exported,
         args.data,
         args.split,
-        params.evaluate,
+        load_section(args.params, "evaluate", EvaluateParams),
         args.out,
         args.candidate,
-        params.promote.min_improvement,
+        load_section(args.params, "promote", PromoteParams).min_improvement,
         args.live_plots,
     )
     print(json.dumps({k: v for k, v in metrics.items() if k != "per_class"}, indent=2))

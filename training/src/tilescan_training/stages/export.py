@@ -26,7 +26,9 @@ from tilescan_shared.model_info import ModelInfo, stamp
 from tilescan_shared.predictor import CPU, INPUT_NAME, OUTPUT_NAME, TILE_OUTPUT_NAME, Predictor
 from tilescan_training.graph import InferenceGraph
 from tilescan_training.manifest import read_records, read_split, records_in
-from tilescan_training.params import ExportParams, TrainParams, as_dict, load_params
+from tilescan_training.params.export import ExportParams
+from tilescan_training.params.loading import as_dict, load_section
+from tilescan_training.params.train import TrainParams
 from tilescan_training.quantization import calibration_records, quantize_int8
 from tilescan_training.weights import load_net
 
@@ -114,15 +116,16 @@ def main() -> None:
     parser.add_argument("--out", default="models/exported.onnx", type=Path)
     parser.add_argument("--int8-out", default="models/exported.int8.onnx", type=Path)
     args = parser.parse_args()
-    params = load_params(args.params)
+    train_params = load_section(args.params, "train", TrainParams)
+    params = load_section(args.params, "export", ExportParams)
     records, entries = read_records(args.data / "manifest.csv"), read_split(args.split)
     real = [read_gray(args.data / r.image) for r in records_in("val", records, entries)[:4]]
     train_stats = [tile_stats(read_gray(args.data / r.image)) for r in records_in("train", records, entries)]
     reference = drift.reference({stat: [s[stat] for s in train_stats] for stat in drift.INPUT_STATS})
-    net = load_net(args.checkpoint, params.train)
-    worst = export(net, params.train, params.export, args.out, real, reference)
+    net = load_net(args.checkpoint, train_params)
+    worst = export(net, train_params, params, args.out, real, reference)
     print(f"exported {args.out}; torch vs onnxruntime max difference {worst:.2e}")
-    int8 = params.export.int8
+    int8 = params.int8
     calibration = calibration_records(records_in("train", records, entries), int8.calibration_tiles)
     quantize_int8(args.out, args.int8_out, [read_gray(args.data / r.image) for r in calibration], int8)
     print(f"quantized {args.int8_out} ({int8.calibration} over {len(calibration)} train tiles)")

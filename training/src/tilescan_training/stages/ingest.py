@@ -35,7 +35,8 @@ from tilescan_shared.image import DEFAULT_MAX_PIXELS, ImageError, decode_gray
 from tilescan_shared.labelled import LABELS_FILE, LabelledTile, read_labels
 from tilescan_training.fetch import FetchError, fetch
 from tilescan_training.manifest import FREE_CLASS, PUBLIC, Record, write_records
-from tilescan_training.params import load_params
+from tilescan_training.params.ingest import IngestParams
+from tilescan_training.params.loading import load_section
 
 # Upstream layout: MT_<Class>/Imgs/<stem>.jpg (photo) + <stem>.png (mask), possibly below one top folder.
 _MEMBER = re.compile(r"(?:^|/)(MT_[A-Za-z]+)/Imgs/([^/]+)\.(jpg|png)$")
@@ -312,7 +313,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="data/ingested", type=Path)
     args = parser.parse_args()
-    params = load_params(args.params).ingest
+    params = load_section(args.params, "ingest", IngestParams)
     if args.out.exists():
         shutil.rmtree(args.out)
     try:

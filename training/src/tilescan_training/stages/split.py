@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from tilescan_training.manifest import FREE_CLASS, Record, SplitEntry, read_records, write_split
-from tilescan_training.params import SplitParams, load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.split import SplitParams
 
 
 def split(records: list[Record], params: SplitParams) -> list[SplitEntry]:
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--manifest", default="data/ingested/manifest.csv", type=Path)
     parser.add_argument("--out", default="data/split.csv", type=Path)
     args = parser.parse_args()
-    entries = split(read_records(args.manifest), load_params(args.params).split)
+    entries = split(read_records(args.manifest), load_section(args.params, "split", SplitParams))
     write_split(args.out, entries)
     table: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for e in entries:

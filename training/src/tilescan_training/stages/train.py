@@ -17,7 +17,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from tilescan_training.datamodule import TileDataModule
 from tilescan_training.losses import SegDecLoss
 from tilescan_training.module import SegmentationModule
-from tilescan_training.params import TrainParams, load_params
+from tilescan_training.params.loading import load_section
+from tilescan_training.params.train import TrainParams
 from tilescan_training.weights import build_net
 
 
@@ -105,7 +106,7 @@ def main() -> None:
     for stale in (args.checkpoints, args.live):
         if stale.exists():
             shutil.rmtree(stale)
-    train(load_params(args.params).train, args.data, args.split, args.checkpoints, args.live)
+    train(load_section(args.params, "train", TrainParams), args.data, args.split, args.checkpoints, args.live)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,63 @@
+"""Reading one top-level key of ``params.yaml`` into its dataclass.
+
+``params.yaml`` is the only source of values: the dataclasses have no defaults, and :func:`load_section`
+rejects a section that lacks a key or has one too many, naming it (``params.yaml: missing key
+promote.floor``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` does not match the dataclasses; the message names every bad key."""
+
+
+def _build(cls: type[T], raw: Any, where: str, errors: list[str]) -> T | None:
+    """``cls`` from the mapping ``raw``; problems go to ``errors`` as dotted key paths."""
+    if not isinstance(raw, dict):
+        errors.append(f"{where or 'the file'} must be a mapping, not {raw!r}")
+        return None
+    types = get_type_hints(cls)
+    prefix = f"{where}." if where else ""
+    errors.extend(f"unknown key {prefix}{k}" for k in raw if k not in types)
+    values: dict[str, Any] = {}
+    for name, kind in types.items():
+        key = f"{prefix}{name}"
+        if name not in raw:
+            errors.append(f"missing key {key}")
+        elif raw[name] is None:
+            errors.append(f"key {key} has no value")
+        elif dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, raw[name], key, errors)  # type: ignore[arg-type]
+        else:
+            values[name] = tuple(raw[name]) if isinstance(raw[name], list) else raw[name]
+    return None if errors else cls(**values)
+
+
+def load_section(path: str | Path, key: str, cls: type[T]) -> T:
+    """``params.yaml``'s ``key`` as ``cls``: every field must be there, and nothing else, so no value is
+    ever guessed."""
+    with open(path) as f:
+        raw = yaml.safe_load(f)
+    errors: list[str] = []
+    if not isinstance(raw, dict) or key not in raw:
+        errors.append(f"missing key {key}")
+        section = None
+    else:
+        section = _build(cls, raw[key], key, errors)
+    if section is None:
+        raise ParamsError(f"{Path(path).name}: " + "; ".join(errors))
+    return section
+
+
+def as_dict(params: Any) -> dict[str, Any]:
+    """Plain JSON-able dict of a params dataclass (tuples become lists)."""
+    return dataclasses.asdict(params)
