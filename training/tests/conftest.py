@@ -18,9 +18,10 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from tilescan_training.manifest import write_split
 from tilescan_training.module import VAL_THRESHOLDS
+from tilescan_training.params.export import ExportParams
 from tilescan_training.params.loading import load_section
 from tilescan_training.params.split import SplitParams
-from tilescan_training.params.train import TrainParams
+from tilescan_training.params.train import NetParams, TrainParams
 from tilescan_training.stages.ingest import ingest
 from tilescan_training.stages.split import split
 
@@ -99,8 +100,16 @@ def repo_params():
     """The repository's params.yaml sections that tests shrink a few fields of (``dataclasses.replace``)."""
     path = Path(__file__).resolve().parents[2] / "params.yaml"
     return SimpleNamespace(
-        split=load_section(path, "split", SplitParams), train=load_section(path, "train", TrainParams)
+        split=load_section(path, "split", SplitParams),
+        train=load_section(path, "train", TrainParams),
+        export=load_section(path, "export", ExportParams),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_train(repo_params):
+    """The repository's train params with a network small enough to export in a test."""
+    return replace(repo_params.train, crop_size=(32, 48), net=NetParams(base_channels=4, depth=2))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,4 @@
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,27 +10,17 @@ from tilescan_shared.model_info import read_info
 from tilescan_shared.predictor import Predictor
 from tilescan_training.graph import InferenceGraph
 from tilescan_training.net import UNet
-from tilescan_training.params.export import ExportParams
-from tilescan_training.params.loading import load_section
-from tilescan_training.params.train import NetParams, TrainParams
 from tilescan_training.stages.export import ParityError, check_parity, export
-
-PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
-EXPORT = load_section(PARAMS_FILE, "export", ExportParams)
-TRAIN = replace(
-    load_section(PARAMS_FILE, "train", TrainParams),
-    crop_size=(32, 48),
-    net=NetParams(base_channels=4, depth=2),
-)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, tiny_train, repo_params):
     torch.manual_seed(0)
     net = UNet(base_channels=4, depth=2)
     path = tmp_path_factory.mktemp("export") / "model.onnx"
     real = [np.random.default_rng(1).integers(0, 256, (45, 70), dtype=np.uint8)]
-    worst = export(net, TRAIN, replace(EXPORT, name="tilescan-test", opset=17, flip_tta=False), path, real)
+    params = replace(repo_params.export, name="tilescan-test", opset=17, flip_tta=False)
+    worst = export(net, tiny_train, params, path, real)
     return net, path, worst
 
 
@@ -76,20 +65,21 @@ def test_metadata(exported):
     assert Predictor(path).info == info
 
 
-def test_flip_tta_is_mirror_symmetric(tmp_path):
+def test_flip_tta_is_mirror_symmetric(tmp_path, tiny_train, repo_params):
     torch.manual_seed(0)
     path = tmp_path / "tta.onnx"
     image = np.random.default_rng(3).integers(0, 256, (40, 64), dtype=np.uint8)
-    export(UNet(base_channels=4, depth=2), TRAIN, replace(EXPORT, flip_tta=True), path, [image])
+    params = replace(repo_params.export, flip_tta=True)
+    export(UNet(base_channels=4, depth=2), tiny_train, params, path, [image])
     predictor = Predictor(path)
     mirrored, plain = predictor.predict(image[:, ::-1].copy()), predictor.predict(image)
     np.testing.assert_allclose(mirrored.probability, plain.probability[:, ::-1], atol=1e-5)
     assert mirrored.tile_score == pytest.approx(plain.tile_score, abs=1e-5)
 
 
-def test_parity_check_fails_on_a_different_graph(exported):
+def test_parity_check_fails_on_a_different_graph(exported, tiny_train):
     _, path, _ = exported
     torch.manual_seed(99)
-    other = InferenceGraph(UNet(base_channels=4, depth=2).eval(), 4, TRAIN.scale).eval()
+    other = InferenceGraph(UNet(base_channels=4, depth=2).eval(), 4, tiny_train.scale).eval()
     with pytest.raises(ParityError, match="differs from torch"):
         check_parity(other, Predictor(path), [], tolerance=1e-4)

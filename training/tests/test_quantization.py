@@ -1,5 +1,4 @@
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,36 +10,32 @@ from tilescan_shared.predictor import Predictor, Variant
 from tilescan_shared.runtimes import variant_path
 from tilescan_training.manifest import Record
 from tilescan_training.net import UNet
-from tilescan_training.params.export import ExportParams
-from tilescan_training.params.loading import load_section
-from tilescan_training.params.train import NetParams, TrainParams
 from tilescan_training.quantization import calibration_records, quantize_int8
 from tilescan_training.stages.export import export
 
-PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
-EXPORT = load_section(PARAMS_FILE, "export", ExportParams)
-TRAIN = replace(
-    load_section(PARAMS_FILE, "train", TrainParams),
-    crop_size=(32, 48),
-    net=NetParams(base_channels=4, depth=2),
-)
 RNG = np.random.default_rng(3)
 TILES = [RNG.integers(0, 256, shape, dtype=np.uint8) for shape in [(45, 70), (64, 33), (50, 50), (71, 90)]]
 
 
 @pytest.fixture(scope="module")
-def fp32(tmp_path_factory):
+def int8_params(repo_params):
+    return repo_params.export.int8
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory, tiny_train, repo_params):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("quantize") / "model.onnx"
-    export(UNet(base_channels=4, depth=2), TRAIN, replace(EXPORT, flip_tta=False), path, TILES[:1])
+    params = replace(repo_params.export, flip_tta=False)
+    export(UNet(base_channels=4, depth=2), tiny_train, params, path, TILES[:1])
     return path
 
 
 # (percentile fails on this random net: onnxruntime cannot bin its nearly constant activations)
 @pytest.mark.parametrize("method", ["minmax", "entropy"])
-def test_int8_keeps_the_contract_and_the_metadata(fp32, method):
+def test_int8_keeps_the_contract_and_the_metadata(fp32, method, int8_params):
     int8 = variant_path(fp32, Variant.INT8)
-    quantize_int8(fp32, int8, TILES, replace(EXPORT.int8, calibration=method))
+    quantize_int8(fp32, int8, TILES, replace(int8_params, calibration=method))
     model = onnx.load(str(int8))
     ops = {node.op_type for node in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format
@@ -58,19 +53,19 @@ def _quantized_convs(graph: onnx.GraphProto) -> set[str]:
     return {n.name for n in graph.node if n.op_type in ("Conv", "Gemm") and dequantized & set(n.input[1:2])}
 
 
-def test_nodes_kept_in_fp32_are_not_quantized(fp32, tmp_path):
+def test_nodes_kept_in_fp32_are_not_quantized(fp32, tmp_path, int8_params):
     everything, kept = tmp_path / "all.int8.onnx", tmp_path / "kept.int8.onnx"
-    quantize_int8(fp32, everything, TILES, EXPORT.int8)
-    quantize_int8(fp32, kept, TILES, replace(EXPORT.int8, keep_fp32=("/net/decision",)))
+    quantize_int8(fp32, everything, TILES, int8_params)
+    quantize_int8(fp32, kept, TILES, replace(int8_params, keep_fp32=("/net/decision",)))
     quantized = _quantized_convs(onnx.load(str(everything)).graph)
     head = {name for name in quantized if name.startswith("/net/decision")}
     assert head and quantized - head  # the head's layers and the others are quantized by default
     assert _quantized_convs(onnx.load(str(kept)).graph) == quantized - head
 
 
-def test_an_unknown_calibration_is_refused(fp32, tmp_path):
+def test_an_unknown_calibration_is_refused(fp32, tmp_path, int8_params):
     with pytest.raises(ValueError, match="minmax"):
-        quantize_int8(fp32, tmp_path / "x.onnx", TILES, replace(EXPORT.int8, calibration="magic"))
+        quantize_int8(fp32, tmp_path / "x.onnx", TILES, replace(int8_params, calibration="magic"))
 
 
 def _record(i: int, cls: str) -> Record:
