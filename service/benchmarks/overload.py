@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from harness import REPO, load_test_tiles, machine, start_service, stop_service
-from scenarios import MIDDLE, Load, bench_load
+from scenarios import MIDDLE, Load, bench_load, overload_bound_ms
 
 from tilescan_service.client import multipart_body
 from tilescan_service.config import Settings
@@ -70,7 +70,7 @@ def main() -> None:
     for name, env in args.services:
         merged = {load: Load.merged(spells[name, load]) for load in loads}
         max_queue = int(env.get("TILESCAN_MAX_QUEUE", Settings().max_queue))
-        bound = (max_queue + 1) * merged["single"].ok_percentile(50)
+        bound = overload_bound_ms(max_queue, merged["single"].ok_percentile(50))
         capacity = merged["capacity"].goodput
         for load in ("64 at once", "64 honour"):
             run = merged[load]

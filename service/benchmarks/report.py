@@ -6,7 +6,16 @@ import statistics
 
 import yaml
 from harness import REPO, Run
-from scenarios import MIDDLE, Load, MemoryRun, ModelRun, PrecisionRun, ShadowCounts, single_request_ms
+from scenarios import (
+    MIDDLE,
+    Load,
+    MemoryRun,
+    ModelRun,
+    PrecisionRun,
+    ShadowCounts,
+    overload_bound_ms,
+    single_request_ms,
+)
 
 from tilescan_service.config import Settings  # the servers' settings come from the same environment
 
@@ -103,7 +112,7 @@ def report_overload(
 ) -> None:
     settings = Settings()
     single = single_request_ms(runs)
-    bound = (settings.max_queue + 1) * single
+    bound = overload_bound_ms(settings.max_queue, single)
     queue_timeout_s, timed_out = queue_timeout
     print(
         f"\n| JSON load, {capacity.wall:.0f} s each | 200/s | vs 8 | 503s | other | p50 ms | p99 ms "

@@ -164,8 +164,8 @@ class Load:
     rejected: int  # 503
     other: int  # any other status
     wall: float
-    seconds: float = 0.0  # how long the clients kept sending
-    ok_sent: list[float] = field(default_factory=list)  # when each 200's request was sent, from the start
+    seconds: float  # how long the clients kept sending
+    ok_sent: list[float]  # when each 200's request was sent, from the start
 
     @property
     def goodput(self) -> float:
@@ -745,3 +745,8 @@ def bench_side_by_side(predictor: Predictor, arrays: list[np.ndarray], threads: 
 def single_request_ms(runs: list[Run]) -> float:
     """The single-request time of the overload bound: the service's JSON p50 at c=1."""
     return {run.name: run for run in runs}["service JSON (c=1)"].percentile(50)
+
+
+def overload_bound_ms(max_queue: int, single_ms: float) -> float:
+    """What the accepted answers of a full service may take: (queue places + 1) single requests."""
+    return (max_queue + 1) * single_ms
