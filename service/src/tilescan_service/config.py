@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, AnyHttpUrl, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tilescan_shared.runtimes import OPENVINO_CACHE_CAPACITY
+
 MiB = 1024 * 1024
 
 
@@ -27,6 +29,9 @@ class Settings(BaseSettings):
     # "auto" = time fp32 and the reduced precisions the model passed evaluation with, serve the fastest
     # (tilescan_service.runtime_choice); or pin one (falls back to fp32 where it cannot run)
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    # bf16: what OpenVINO keeps prepared of the tile shapes it ran, per lane and stream (about 15
+    # entries and 4.5 MB a shape; a shape seen before runs in half the time); 0 = nothing kept
+    openvino_cache_capacity: Annotated[int, Field(ge=0)] = OPENVINO_CACHE_CAPACITY
 
     # Seconds between checks of the model file for a replacement (hot swap); 0 = never check.
     model_watch_interval: Annotated[float, Field(ge=0)] = 2.0

@@ -130,6 +130,7 @@ def _open(settings: Settings, variant: Variant) -> Sessions:
             inter_op_threads=settings.inter_op_threads,
             variant=variant,
             parallel_runs=parallel_runs,
+            cache_capacity=settings.openvino_cache_capacity,
         )
 
     solo = predictor(settings.intra_op_threads, 1)

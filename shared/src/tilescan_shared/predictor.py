@@ -29,7 +29,14 @@ import numpy as np
 
 from tilescan_shared.masks import DecisionRule
 from tilescan_shared.model_info import ModelInfo
-from tilescan_shared.runtimes import CPU, CUDA, Variant, open_session, resolve_providers
+from tilescan_shared.runtimes import (
+    CPU,
+    CUDA,
+    OPENVINO_CACHE_CAPACITY,
+    Variant,
+    open_session,
+    resolve_providers,
+)
 
 __all__ = [
     "CPU",
@@ -83,7 +90,9 @@ class Predictor:
     """One runtime session over a tilescan model file; thread-safe for concurrent ``predict`` calls.
 
     ``variant`` picks the precision (fp32 by default); ``parallel_runs`` is how many ``predict`` calls
-    are expected side by side (OpenVINO sizes its streams by it; onnxruntime needs nothing).
+    are expected side by side (OpenVINO sizes its streams by it; onnxruntime needs nothing);
+    ``cache_capacity``: what OpenVINO keeps of the shapes it prepared
+    (:class:`~tilescan_shared.runtimes.OpenVinoSession`).
     """
 
     def __init__(
@@ -94,10 +103,17 @@ class Predictor:
         inter_op_threads: int = 0,
         variant: Variant | str = Variant.FP32,
         parallel_runs: int = 1,
+        cache_capacity: int = OPENVINO_CACHE_CAPACITY,
     ) -> None:
         self.variant = Variant(variant)
         self.session = open_session(
-            model_path, self.variant, providers, intra_op_threads, inter_op_threads, parallel_runs
+            model_path,
+            self.variant,
+            providers,
+            intra_op_threads,
+            inter_op_threads,
+            parallel_runs,
+            cache_capacity,
         )
         self.info = ModelInfo.from_props(self.session.metadata)
         self.outputs = [OUTPUT_NAME] + (

@@ -25,6 +25,9 @@ import onnxruntime as ort
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 OPENVINO_CPU = "OpenVINO CPU"
+# OpenVINO's CPU_RUNTIME_CACHE_CAPACITY per stream, by default (OpenVinoSession): about 66 shapes of the
+# served model, ~300 MB when full
+OPENVINO_CACHE_CAPACITY = 1000
 
 
 class Variant(enum.StrEnum):
@@ -109,30 +112,51 @@ class OnnxRuntimeSession:
         return self.session.run(names, feeds)
 
 
+def pad_to_multiple(batch: np.ndarray, multiple: int) -> np.ndarray:
+    """``batch [N, C, H, W]`` padded on the bottom and right to multiples of ``multiple``, the last row
+    and column repeated: as the exported graph pads (``ModelInfo.input_multiple``)."""
+    height, width = batch.shape[-2:]
+    bottom, right = -height % multiple, -width % multiple
+    if not (bottom or right):
+        return batch
+    return np.pad(batch, ((0, 0), (0, 0), (0, bottom), (0, right)), mode="edge")
+
+
 class OpenVinoSession:
     """The model file compiled by OpenVINO for the CPU in bf16.
 
     ``parallel_runs`` streams of ``intra_op_threads`` threads each (0: OpenVINO's choice), so that
     many ``run`` calls proceed side by side; each calling thread keeps its own infer request.
+
+    Preparing the graph for an input shape (shape inference, kernels, buffers) costs OpenVINO about as
+    much as running it, and plant tiles come in many sizes (1,048 among the dataset's 1,138 tiles). So
+    inputs are padded to the graph's own stride first (``ModelInfo.input_multiple``: the same answers;
+    128 shapes among those tiles) and each stream keeps what it prepared for the last ``cache_capacity``
+    entries (OpenVINO's ``CPU_RUNTIME_CACHE_CAPACITY``; the served model uses about 15 entries and
+    4.5 MB a shape): a shape seen before runs in about half the time (docs/benchmarks.md, "What a new
+    tile size costs OpenVINO"). 0 prepares every shape afresh and holds nothing.
     """
 
-    def __init__(self, path: Path, intra_op_threads: int, parallel_runs: int = 1) -> None:
+    def __init__(
+        self,
+        path: Path,
+        intra_op_threads: int,
+        parallel_runs: int = 1,
+        cache_capacity: int = OPENVINO_CACHE_CAPACITY,
+    ) -> None:
         import openvino as ov
+
+        from tilescan_shared.model_info import ModelInfo
 
         core = ov.Core()
         model = core.read_model(str(path))
         framework = model.get_rt_info("framework")  # the ONNX file's metadata_props
         self.metadata = {key: value.astype(str) for key, value in framework.astype(dict).items()}
-        # CPU_RUNTIME_CACHE_CAPACITY 0: OpenVINO's CPU plugin otherwise keeps kernels and buffers for
-        # every input shape it has run (~8 MB each here), and plant tiles come in many sizes (1,048 among
-        # the dataset's 1,138 tiles): a bf16 service passed 1.1 GB after 1,000 tiles and kept growing.
-        # Without it memory stays flat, and nothing is lost on such tiles: the infer request keeps the
-        # last shape it ran prepared either way, and earlier ones rarely come again (docs/benchmarks.md,
-        # "Memory" and "What a new tile size costs OpenVINO").
+        self.multiple = ModelInfo.from_props(self.metadata).input_multiple
         config = {
             "INFERENCE_PRECISION_HINT": "bf16",
             "NUM_STREAMS": str(parallel_runs),
-            "CPU_RUNTIME_CACHE_CAPACITY": "0",
+            "CPU_RUNTIME_CACHE_CAPACITY": str(cache_capacity),
         }
         if intra_op_threads:
             config["INFERENCE_NUM_THREADS"] = str(intra_op_threads * parallel_runs)
@@ -145,9 +169,13 @@ class OpenVinoSession:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
-        results = request.infer(feeds)
-        # infer() returns views of the request's buffers, which its next call overwrites
-        return [np.array(results[self.compiled.output(name)]) for name in names]
+        ((name, batch),) = feeds.items()
+        height, width = batch.shape[-2:]
+        results = request.infer({name: pad_to_multiple(batch, self.multiple)})
+        outputs = [results[self.compiled.output(name)] for name in names]
+        # infer() returns views of the request's buffers, which its next call overwrites: copy, cropped
+        # back to the input's size where the output is an image
+        return [np.array(out[..., :height, :width] if out.ndim == 4 else out) for out in outputs]
 
 
 def open_session(
@@ -157,11 +185,12 @@ def open_session(
     intra_op_threads: int,
     inter_op_threads: int,
     parallel_runs: int,
+    cache_capacity: int,
 ) -> Session:
-    """``variant`` of the model at ``model_path`` on its runtime."""
+    """``variant`` of the model at ``model_path`` on its runtime (``cache_capacity``: OpenVINO's)."""
     path = variant_path(model_path, variant)
     if variant is Variant.BF16:
-        return OpenVinoSession(path, intra_op_threads, parallel_runs)
+        return OpenVinoSession(path, intra_op_threads, parallel_runs, cache_capacity)
     if variant is Variant.INT8:
         providers = [CPU]
     return OnnxRuntimeSession(path, providers, intra_op_threads, inter_op_threads)
