@@ -13,7 +13,6 @@ INFO = ModelInfo(
     version="0123456789ab",
     rule=DecisionRule(threshold=0.15, min_region_area=32, min_region_peak=0.9),
     working_size=[256, 320],
-    input_multiple=16,
     train_params={"epochs": 70, "net": {"depth": 4}},
     export_params={"opset": 17, "flip_tta": False},
     metrics={"dice": 0.88, "per_class": {"crack": {"dice": 0.7, "images": 12}}},
@@ -35,12 +34,6 @@ def test_the_tile_threshold_round_trips_and_a_stamp_without_one_removes_it(tmp_p
     stamp(model, with_tile)
     stamp(model, INFO)
     assert read_info(model).rule.tile_threshold is None
-
-
-def test_a_model_exported_before_input_multiple_promises_nothing():
-    props = INFO.to_props()
-    del props["input_multiple"]
-    assert ModelInfo.from_props(props).input_multiple == 1
 
 
 def test_missing_required_keys_are_named():

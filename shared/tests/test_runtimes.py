@@ -11,9 +11,9 @@ from tilescan_shared.predictor import Predictor
 from tilescan_shared.runtimes import (
     CPU,
     CUDA,
+    OPENVINO_CACHE_CAPACITY,
     OpenVinoSession,
     Variant,
-    pad_to_multiple,
     unavailable,
     variant_path,
 )
@@ -65,37 +65,26 @@ def test_int8_runs_its_own_file(tmp_path):
     assert predictor.providers == [CPU]
 
 
-def test_tiles_padded_to_the_graphs_stride_get_the_answers_the_graph_gives_alone():
-    """OpenVinoSession runs every tile padded (so nearby sizes share one prepared shape): no answer moves."""
-    import openvino as ov
-
-    model = SERVED
+def test_bf16_asks_openvino_to_keep_what_it_prepared(tmp_path, monkeypatch):
+    model = write_tiny_model(tmp_path / "tilescan.onnx", variants={"bf16": {"passed": True}})
     if (reason := unavailable(Variant.BF16, model, [CPU])) is not None:
         pytest.skip(reason)
-    session = OpenVinoSession(model, intra_op_threads=1)
-    assert session.multiple == 16
-    config = {"INFERENCE_PRECISION_HINT": "bf16", "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": "1"}
-    compiled = ov.Core().compile_model(str(model), "CPU", config)
-    alone = compiled.create_infer_request()
-    rng = np.random.default_rng(0)
-    for size in [(97, 131), (96, 128), (250, 333), (97, 131)]:
-        batch = rng.integers(0, 256, (1, 1, *size), dtype=np.uint8)
-        probability, tile = session.run(["probability", "tile_score"], {"image": batch})
-        expected = alone.infer({"image": batch})
-        assert probability.shape == batch.shape
-        np.testing.assert_array_equal(probability, expected[compiled.output("probability")])
-        np.testing.assert_array_equal(tile, expected[compiled.output("tile_score")])
+    import openvino as ov
+
+    asked = []
+    compile_model = ov.Core.compile_model
+
+    def recording(core, graph, device, config):
+        asked.append(config["CPU_RUNTIME_CACHE_CAPACITY"])
+        return compile_model(core, graph, device, config)
+
+    monkeypatch.setattr(ov.Core, "compile_model", recording)
+    Predictor(model, variant=Variant.BF16)
+    OpenVinoSession(model, intra_op_threads=1, cache_capacity=0)
+    assert asked == [str(OPENVINO_CACHE_CAPACITY), "0"]
 
 
-def test_padding_repeats_the_last_row_and_column():
-    batch = np.arange(6, dtype=np.uint8).reshape(1, 1, 2, 3)
-    padded = pad_to_multiple(batch, 4)
-    assert padded.shape == (1, 1, 4, 4)
-    assert padded[0, 0].tolist() == [[0, 1, 2, 2], [3, 4, 5, 5], [3, 4, 5, 5], [3, 4, 5, 5]]
-    assert pad_to_multiple(padded, 4) is padded and pad_to_multiple(batch, 1) is batch
-
-
-# The served model on 96 tile shapes in a fresh process: its RSS growth in MB over the last 48, through
+# The served model on 96 tile sizes in a fresh process: its RSS growth in MB over the last 48, through
 # OpenVinoSession keeping argv[2] entries or compiled with OpenVINO's defaults (argv[2] == "defaults").
 _SIZES = """
 import json, sys
@@ -116,7 +105,7 @@ else:
     request = ov.Core().compile_model(sys.argv[1], "CPU", config).create_infer_request()
     run = lambda gray: request.infer({"image": gray[None, None]})
 rng = np.random.default_rng(0)
-sizes = [(112 + 16 * (i % 12), 112 + 16 * (i // 12)) for i in range(96)]  # 96 shapes, padded or not
+sizes = [(112 + 16 * (i % 12), 112 + 16 * (i // 12)) for i in range(96)]  # 96 shapes after padding too
 run(rng.integers(0, 255, (400, 400), dtype=np.uint8))  # the largest first: its buffers are kept
 for i, size in enumerate(sizes):
     if i == len(sizes) // 2:
@@ -139,8 +128,8 @@ def test_bf16_memory_stops_growing_with_new_tile_sizes():
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    # Measured over the last 48 shapes: about +270 MB with OpenVINO's defaults (5,000 entries: it keeps
-    # every shape's kernels and buffers), +20 MB through OpenVinoSession keeping 150 entries (about ten
-    # shapes; oneDNN's own cache of kernels is full by then too).
+    # Measured over the last 48 sizes: about +270 MB with OpenVINO's defaults (5,000 entries: it keeps
+    # every size's kernels and buffers), +20 MB through OpenVinoSession keeping 150 entries (about ten
+    # sizes; oneDNN's own cache of kernels is full by then too).
     assert growth("defaults") > 150
     assert growth("150") < 60

@@ -8,7 +8,6 @@ import torch
 from tilescan_shared.masks import DecisionRule
 from tilescan_shared.model_info import read_info
 from tilescan_shared.predictor import Predictor
-from tilescan_shared.runtimes import pad_to_multiple
 from tilescan_training.graph import InferenceGraph
 from tilescan_training.net import UNet
 from tilescan_training.stages.export import ParityError, check_parity, export
@@ -60,31 +59,10 @@ def test_metadata(exported):
     assert info.name == "tilescan-test"
     assert len(info.version) == 12
     assert info.working_size == [32, 48]
-    assert info.input_multiple == 4  # UNet(depth=2)
     assert info.train_params["net"] == {"base_channels": 4, "depth": 2}
     assert info.export_params["opset"] == 17
     assert info.rule == DecisionRule(threshold=0.5) and info.metrics == {}
     assert Predictor(path).info == info
-
-
-def test_an_input_padded_to_its_multiple_gets_the_same_answers(exported):
-    """What the OpenVINO runtime relies on to run tiles of nearby sizes as one shape."""
-    _, path, _ = exported
-    predictor = Predictor(path)
-    batch = np.random.default_rng(4).integers(0, 256, (2, 1, 17, 203), dtype=np.uint8)
-    padded = pad_to_multiple(batch, predictor.info.input_multiple)
-    assert padded.shape == (2, 1, 20, 204)
-    expected, expected_tile = predictor.predict_batch(batch)
-    got, got_tile = predictor.predict_batch(padded)
-    np.testing.assert_allclose(got[..., :17, :203], expected, atol=1e-6)
-    np.testing.assert_allclose(got_tile, expected_tile, atol=1e-6)
-
-
-def test_a_scaled_graph_promises_no_input_multiple(tmp_path, tiny_train, repo_params):
-    path = tmp_path / "scaled.onnx"
-    image = np.random.default_rng(5).integers(0, 256, (40, 64), dtype=np.uint8)
-    export(UNet(base_channels=4, depth=2), replace(tiny_train, scale=0.5), repo_params.export, path, [image])
-    assert read_info(onnx.load(str(path))).input_multiple == 1
 
 
 def test_flip_tta_is_mirror_symmetric(tmp_path, tiny_train, repo_params):

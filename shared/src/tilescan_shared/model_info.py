@@ -2,11 +2,9 @@
 
 ``metadata_props`` keys: ``name``, ``version``, ``threshold``, ``min_region_area``, ``min_region_peak``,
 ``tile_threshold`` (absent for a model without a tile decision), ``review`` (JSON ``[low, high]``, the tile
-scores looked at again; absent when none are), ``working_size`` (JSON ``[height, width]``),
-``input_multiple`` (the graph pads each side to a multiple of it, repeating the bottom row and the right
-column, so an input already padded that way gets the same answers; 1, or absent in older models: no
-such promise) and the JSON documents ``train_params``, ``export_params``, ``metrics`` and ``variants``
-(the reduced precisions that passed evaluation against fp32, each with its scores; see
+scores looked at again; absent when none are), ``working_size`` (JSON
+``[height, width]``) and the JSON documents ``train_params``, ``export_params``, ``metrics`` and
+``variants`` (the reduced precisions that passed evaluation against fp32, each with its scores; see
 :mod:`tilescan_shared.runtimes`) and ``reference`` (histograms of the training data's statistics in
 the bins of :mod:`tilescan_shared.drift`, what the service's drift watch compares its inputs with).
 Training's export and evaluate stages write them with :func:`stamp`; the service reads them with
@@ -39,7 +37,6 @@ class ModelInfo:
     version: str
     rule: DecisionRule
     working_size: list[int]
-    input_multiple: int = 1
     train_params: dict[str, Any] = field(default_factory=dict)
     export_params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -62,7 +59,6 @@ class ModelInfo:
                 review=tuple(map(float, json.loads(props["review"]))) if "review" in props else None,
             ),
             working_size=json.loads(props["working_size"]),
-            input_multiple=int(props.get("input_multiple", "1")),
             train_params=json.loads(props.get("train_params", "{}")),
             export_params=json.loads(props.get("export_params", "{}")),
             metrics=json.loads(props.get("metrics", "{}")),
@@ -84,7 +80,6 @@ class ModelInfo:
             **tile,
             **review,
             "working_size": json.dumps(list(self.working_size)),
-            "input_multiple": str(int(self.input_multiple)),
             "train_params": json.dumps(self.train_params),
             "export_params": json.dumps(self.export_params),
             "metrics": json.dumps(self.metrics),

@@ -25,8 +25,8 @@ import onnxruntime as ort
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 OPENVINO_CPU = "OpenVINO CPU"
-# OpenVINO's CPU_RUNTIME_CACHE_CAPACITY per stream, by default (OpenVinoSession): about 66 shapes of the
-# served model, ~300 MB when full
+# OpenVINO's CPU_RUNTIME_CACHE_CAPACITY per stream, by default (OpenVinoSession): about 66 padded tile
+# shapes of the served model, ~300 MB when full
 OPENVINO_CACHE_CAPACITY = 1000
 
 
@@ -112,16 +112,6 @@ class OnnxRuntimeSession:
         return self.session.run(names, feeds)
 
 
-def pad_to_multiple(batch: np.ndarray, multiple: int) -> np.ndarray:
-    """``batch [N, C, H, W]`` padded on the bottom and right to multiples of ``multiple``, the last row
-    and column repeated: as the exported graph pads (``ModelInfo.input_multiple``)."""
-    height, width = batch.shape[-2:]
-    bottom, right = -height % multiple, -width % multiple
-    if not (bottom or right):
-        return batch
-    return np.pad(batch, ((0, 0), (0, 0), (0, bottom), (0, right)), mode="edge")
-
-
 class OpenVinoSession:
     """The model file compiled by OpenVINO for the CPU in bf16.
 
@@ -129,12 +119,13 @@ class OpenVinoSession:
     many ``run`` calls proceed side by side; each calling thread keeps its own infer request.
 
     Preparing the graph for an input shape (shape inference, kernels, buffers) costs OpenVINO about as
-    much as running it, and plant tiles come in many sizes (1,048 among the dataset's 1,138 tiles). So
-    inputs are padded to the graph's own stride first (``ModelInfo.input_multiple``: the same answers;
-    128 shapes among those tiles) and each stream keeps what it prepared for the last ``cache_capacity``
-    entries (OpenVINO's ``CPU_RUNTIME_CACHE_CAPACITY``; the served model uses about 15 entries and
-    4.5 MB a shape): a shape seen before runs in about half the time (docs/benchmarks.md, "What a new
-    tile size costs OpenVINO"). 0 prepares every shape afresh and holds nothing.
+    much as running it. Each stream keeps what it prepared, up to ``cache_capacity`` entries (OpenVINO's
+    ``CPU_RUNTIME_CACHE_CAPACITY``; the served model takes about 15 entries and 4.5 MB a shape; 0
+    prepares every run afresh and holds nothing). Plant tiles come in many sizes (1,048 among the
+    dataset's 1,138 tiles), but the network inside the graph runs on the tile padded to its stride, so
+    what was prepared for one tile serves the next one that pads alike (128 such shapes among those
+    tiles): the kept entries make a busy service answer about 1.4x the tiles a second on such a stream
+    (docs/benchmarks.md, "What a new tile size costs OpenVINO").
     """
 
     def __init__(
@@ -146,13 +137,10 @@ class OpenVinoSession:
     ) -> None:
         import openvino as ov
 
-        from tilescan_shared.model_info import ModelInfo
-
         core = ov.Core()
         model = core.read_model(str(path))
         framework = model.get_rt_info("framework")  # the ONNX file's metadata_props
         self.metadata = {key: value.astype(str) for key, value in framework.astype(dict).items()}
-        self.multiple = ModelInfo.from_props(self.metadata).input_multiple
         config = {
             "INFERENCE_PRECISION_HINT": "bf16",
             "NUM_STREAMS": str(parallel_runs),
@@ -169,13 +157,9 @@ class OpenVinoSession:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
-        ((name, batch),) = feeds.items()
-        height, width = batch.shape[-2:]
-        results = request.infer({name: pad_to_multiple(batch, self.multiple)})
-        outputs = [results[self.compiled.output(name)] for name in names]
-        # infer() returns views of the request's buffers, which its next call overwrites: copy, cropped
-        # back to the input's size where the output is an image
-        return [np.array(out[..., :height, :width] if out.ndim == 4 else out) for out in outputs]
+        results = request.infer(feeds)
+        # infer() returns views of the request's buffers, which its next call overwrites
+        return [np.array(results[self.compiled.output(name)]) for name in names]
 
 
 def open_session(

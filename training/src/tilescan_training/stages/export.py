@@ -73,9 +73,6 @@ def export(
             version=version,
             rule=DecisionRule(threshold=PROVISIONAL_THRESHOLD),
             working_size=list(train_params.crop_size),
-            # the graph pads native pixels to the net's stride; a scaled tile is padded after resizing,
-            # where no padding of the input's own pixels is the same
-            input_multiple=net.multiple if train_params.scale == 1.0 else 1,
             train_params=as_dict(train_params),
             export_params=as_dict(params),
             reference=reference or {},
