@@ -40,11 +40,11 @@ def session(arena: bool) -> ort.InferenceSession:
 
 
 def tile_cpu(rounds: int = 6) -> None:
-    from harness import load_test_tiles  # needs the ingested tiles; the memory modes do not
+    from harness import load_tiles  # needs the ingested tiles; the memory modes do not
 
     from tilescan_shared.image import decode_gray
 
-    tiles = [decode_gray(data)[None, None] for _, data in load_test_tiles(12)]
+    tiles = [decode_gray(data)[None, None] for _, data in load_tiles(12)]
     sessions = {"arena on": session(True), "arena off": session(False)}
     cpu: dict[str, list[float]] = {name: [] for name in sessions}
     wall: dict[str, list[float]] = {name: [] for name in sessions}

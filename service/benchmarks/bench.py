@@ -8,7 +8,7 @@ beyond onnxruntime's own (the server counts onnxruntime's CPU time itself);
 the accepted ones, and the answer to the first request after the overload; the same overload on a
 service with a queue timeout of half the queue places' single requests;
 (d) the peak and held memory of a fresh service for one 36 Mpx 16-bit PNG (and three float TIFFs),
-and after a stream of every test tile once (almost one size a tile, as from a plant); plus the
+and after a stream of every dataset tile once (almost one size a tile, as from a plant); plus the
 JSON / PNG / RLE response sizes. Prints a Markdown report with the targets of issues 4 and 9:
 service throughput at c=8 >= 0.85 x direct, service p50 at c=1 <= direct p50 + 5 ms, PNG >= 20x
 smaller than JSON, CPU overhead <= 3 ms per tile, goodput at 64 connections >= 0.9 x capacity at 8
@@ -19,8 +19,8 @@ then (e) each precision the machine can run (fp32, bf16 on OpenVINO, int8): the
 runtime alone and a service pinned to it at 8 connections, their ratios, and what
 ``TILESCAN_PRECISION=auto`` picks (issue 17; ``--precision-only`` runs just that).
 ``--compare-models A B ...`` runs only each model's serving cost against the first's (a service per
-model, default settings, in turn; issue 16). Load goes to 127.0.0.1 only and is bounded in requests
-and seconds.
+model, default settings; 300 train tiles each once, then the test tiles in turn; issue 16). Load goes
+to 127.0.0.1 only and is bounded in requests and seconds.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from harness import (
     REPO,
     Run,
     interleaved,
-    load_test_tiles,
+    load_tiles,
     machine,
     one_request,
     post,
@@ -97,7 +97,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    tiles = load_test_tiles(args.images)
+    tiles = load_tiles(args.images)
     arrays = [decode_gray(data) for _, data in tiles]
     bodies = [multipart_body(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
     sizes = [gray.shape for gray in arrays]
@@ -110,7 +110,8 @@ def main() -> None:
         report_capture(*bench_capture(args.model, bodies, args.rounds, args.limit_s))
         return
     if args.compare_models:
-        report_models(bench_models(args.compare_models, bodies, args.rounds, args.limit_s, log))
+        fresh = [multipart_body(data, "tile.png") for _, data in load_tiles(300, split="train")]
+        report_models(bench_models(args.compare_models, bodies, fresh, args.rounds, args.limit_s, log))
         return
     if args.precision_only:
         report_precision(*bench_precision(args.model, arrays, bodies, args.rounds, args.limit_s, log))
@@ -188,7 +189,7 @@ def main() -> None:
             big_image_memory(args.model, "json"),
             big_image_memory(args.model, "png", "float-tiff", at_once=3),
         ],
-        tile_stream_memory(args.model, load_test_tiles()),
+        tile_stream_memory(args.model, load_tiles(split=None)),
     )
     report_shadow(*bench_shadow(args.model, tiles, bodies, args.rounds, args.limit_s))
     report_capture(*bench_capture(args.model, bodies, args.rounds, args.limit_s))

@@ -71,21 +71,22 @@ def interleaved(rounds: int, measurements: dict[str, Callable[[], Run]]) -> dict
     return {name: Run.merged(runs) for name, runs in passes.items()}
 
 
-def load_test_tiles(limit: int | None = None) -> list[tuple[str, bytes]]:
-    """Test-split tiles (ids and PNG bytes; the first ``limit``, default all), classes interleaved so any
-    prefix is a fair mix."""
+def load_tiles(limit: int | None = None, split: str | None = "test") -> list[tuple[str, bytes]]:
+    """Tiles of a split (None: every split; ids and PNG bytes; the first ``limit``, default all), classes
+    interleaved so any prefix is a fair mix."""
     with open(REPO / "data/split.csv", newline="") as f:
-        test_ids = {row["id"] for row in csv.DictReader(f) if row["split"] == "test"}
+        ids = {row["id"] for row in csv.DictReader(f) if split in (None, row["split"])}
     by_class: dict[str, list[tuple[str, bytes]]] = {}
     with open(REPO / "data/ingested/manifest.csv", newline="") as f:
         for row in csv.DictReader(f):
-            if row["id"] in test_ids:
+            if row["id"] in ids:
                 data = (REPO / "data/ingested" / row["image"]).read_bytes()
                 by_class.setdefault(row["cls"], []).append((row["id"], data))
     if not by_class:
-        sys.exit("no test-split tiles found: run the ingest and split stages first (make train)")
+        sys.exit(f"no {split or 'dataset'} tiles found: run the ingest and split stages first (make data)")
     mixed = [tile for group in zip(*by_class.values(), strict=False) for tile in group]
-    leftovers = [tile for tiles in by_class.values() for tile in tiles if tile not in mixed]
+    taken = set(mixed)
+    leftovers = [tile for tiles in by_class.values() for tile in tiles if tile not in taken]
     return (mixed + leftovers)[:limit]
 
 

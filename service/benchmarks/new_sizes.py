@@ -5,13 +5,14 @@
 almost as many sizes as tiles, like a plant's; sessions as the service opens them (the service's malloc
 settings). Prints:
 
-* bf16 on one thread, per run: **a new size** (each tile once, after a tile of another size; wall time
-  and the time the network's operators took, from OpenVINO's per-operator counters: the rest is what
-  OpenVINO spends preparing the graph for a shape it did not run last) and **the same size again** (the
-  tile straight after itself: a line of one size, or a second look's mirrored views);
-* bf16 on one thread at each ``CPU_RUNTIME_CACHE_CAPACITY`` (0 is the service's; OpenVINO's default is
-  5000): each tile's whole answer (a second look where the model's rule says), and the memory held
-  afterwards beyond what was held after a first small tile (both after ``malloc_trim``);
+* bf16 on one thread, per run, nothing kept: **a new size** (each tile once, after a tile of another
+  size; wall time and the time the network's operators took, from OpenVINO's per-operator counters:
+  the rest is what OpenVINO spends preparing the graph for a shape it did not run last) and **the same
+  size again** (the tile straight after itself);
+* bf16 on one thread at each ``CPU_RUNTIME_CACHE_CAPACITY`` (the service's default is
+  ``OPENVINO_CACHE_CAPACITY``; 0 keeps nothing): each tile's whole answer (a second look where the
+  model's rule says), and the memory held afterwards beyond what was held after a first small tile
+  (both after ``malloc_trim``);
 * every precision of the served model on one thread (a busy service's shared lane) and on two (the solo
   lane), each tile's whole answer; and each ``--compare`` model (e.g. ``git show
   2c2a9f1:models/tilescan.onnx``) in fp32.
@@ -33,17 +34,18 @@ from unittest import mock
 import numpy as np
 import openvino as ov
 from arena import rss_mb
-from harness import load_test_tiles
+from harness import load_tiles
 
 from tilescan_service.memory import keep_inference_buffers, release_free_memory
 from tilescan_shared.image import decode_gray
 from tilescan_shared.predictor import Predictor
+from tilescan_shared.runtimes import OPENVINO_CACHE_CAPACITY
 
 MODEL = Path(__file__).resolve().parents[2] / "models/tilescan.onnx"
 
 
 def predictor(
-    capacity: int = 0,
+    capacity: int = OPENVINO_CACHE_CAPACITY,
     profile: bool = False,
     model: Path = MODEL,
     variant: str = "bf16",
@@ -53,17 +55,16 @@ def predictor(
     compile_model = ov.Core.compile_model
 
     def compile_with(core: ov.Core, graph: object, device: str, config: dict[str, str]) -> object:
-        config = {**config, "CPU_RUNTIME_CACHE_CAPACITY": str(capacity)}
         return compile_model(core, graph, device, config | ({"PERF_COUNT": "YES"} if profile else {}))
 
     with mock.patch.object(ov.Core, "compile_model", compile_with):
-        return Predictor(model, intra_op_threads=threads, variant=variant)
+        return Predictor(model, intra_op_threads=threads, variant=variant, cache_capacity=capacity)
 
 
 def sizes(tiles: list[np.ndarray], profile: bool) -> dict[str, float]:
     """Each tile once after a tile of another size, then again straight after itself: ms a run (and,
     ``profile``, the operators' share of the first, from OpenVINO's per-operator counters)."""
-    request = predictor(profile=profile).session.compiled.create_infer_request()
+    request = predictor(0, profile=profile).session.compiled.create_infer_request()
     request.infer({"image": np.zeros((1, 1, 64, 64), np.uint8)})  # the first run's one-off costs
     new, operators, same = [], [], []
     for gray in tiles:
@@ -108,21 +109,21 @@ def main() -> None:
     parser.add_argument("--capacities", default="0,1000", help="comma-separated cache capacities")
     parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other models, run in fp32")
     parser.add_argument("--child", choices=["sizes", "operators", "answers"], help=argparse.SUPPRESS)
-    parser.add_argument("--capacity", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--capacity", type=int, default=OPENVINO_CACHE_CAPACITY, help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, default=MODEL, help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="bf16", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         keep_inference_buffers()
-        tiles = [decode_gray(data) for _, data in load_test_tiles(args.tiles)]
+        tiles = [decode_gray(data) for _, data in load_tiles(args.tiles)]
         if args.child == "answers":
             p = predictor(args.capacity, model=args.model, variant=args.variant, threads=args.threads)
             print(json.dumps(answers(tiles, p)))
         else:
             print(json.dumps(sizes(tiles, profile=args.child == "operators")))
         return
-    shapes = {decode_gray(data).shape for _, data in load_test_tiles(args.tiles)}
+    shapes = {decode_gray(data).shape for _, data in load_tiles(args.tiles)}
     print(f"{args.tiles} test tiles, {len(shapes)} sizes; each row a fresh process\n")
     plain, profiled = measure("sizes", args.tiles), measure("operators", args.tiles)
     print("| bf16, one thread | ms | of which the operators | preparing |")

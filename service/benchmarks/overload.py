@@ -21,7 +21,7 @@ import argparse
 import time
 from pathlib import Path
 
-from harness import REPO, load_test_tiles, machine, start_service, stop_service
+from harness import REPO, load_tiles, machine, start_service, stop_service
 from scenarios import MIDDLE, Load, bench_load, overload_bound_ms
 
 from tilescan_service.client import multipart_body
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    tiles = load_test_tiles(args.images)
+    tiles = load_tiles(args.images)
     bodies = [multipart_body(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
     print(f"{len(tiles)} test tiles; machine: {machine()}", flush=True)
     loads = {"single": (1, False), "capacity": (8, False), "64 at once": (64, False), "64 honour": (64, True)}

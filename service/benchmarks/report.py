@@ -259,14 +259,17 @@ def report_models(runs: list[ModelRun]) -> None:
     first = runs[0]
     print(
         "\n| model | precision | answers from 4 views | p50 ms (c=1) | tiles/s (c=8) "
-        "| cost per tile vs the first (c=8) | CPU ms/tile (c=8) |"
+        "| cost per tile vs the first (c=8) | CPU ms/tile (c=8) "
+        f"| tiles/s, {len(first.fresh.latencies)} new tiles once (c=8) | cost per new tile vs the first |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for run in runs:
         cost = first.eight.images_per_s / run.eight.images_per_s
+        fresh_cost = first.fresh.images_per_s / run.fresh.images_per_s
         print(
             f"| {run.model} | {run.precision} | {run.second_looks:.1%} | {run.one.percentile(50):.1f} "
-            f"| {run.eight.images_per_s:.1f} | {cost:.2f}x | {run.eight.cpu_ms_per_image:.1f} |"
+            f"| {run.eight.images_per_s:.1f} | {cost:.2f}x | {run.eight.cpu_ms_per_image:.1f} "
+            f"| {run.fresh.images_per_s:.1f} | {fresh_cost:.2f}x |"
         )
 
 

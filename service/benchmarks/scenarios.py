@@ -331,9 +331,9 @@ def big_image_memory(
 def tile_stream_memory(model: Path, tiles: list[tuple[str, bytes]], connections: int = 2) -> MemoryRun:
     """Peak and held RSS growth of a fresh service answering every tile once, after five of them.
 
-    Plant tiles come in many sizes (the test split has almost one size per tile), and what a runtime
-    keeps per size, or leaves in the heaps, grows with every new one: a stream measures it where a few
-    tiles sent again and again cannot.
+    Plant tiles come in many sizes (the dataset has almost one size per tile, 128 shapes once padded to
+    the network's stride), and what a runtime keeps per shape, or leaves in the heaps, grows with every
+    new one until its cache is full: a stream measures it where a few tiles sent again and again cannot.
     """
     bodies = [multipart_body(data, f"{tile_id.replace('/', '_')}.png") for tile_id, data in tiles]
     sizes = {decode_gray(data).shape for _, data in tiles}
@@ -354,7 +354,7 @@ def tile_stream_memory(model: Path, tiles: list[tuple[str, bytes]], connections:
     measured = _fresh_service_memory(
         model, lambda port: _post_all(port, "/predict", bodies[:5]), client, connections
     )
-    case = f"every test tile once ({len(tiles)} tiles, {len(sizes)} sizes), {connections} connections"
+    case = f"every tile once ({len(tiles)} tiles, {len(sizes)} sizes), {connections} connections"
     return MemoryRun(case, statuses, *measured)
 
 
@@ -536,20 +536,39 @@ class ModelRun:
     one: Run
     eight: Run
     second_looks: float  # share of its answers made from four mirrored views
+    fresh: Run  # 8 connections, tiles it had not seen, each once
+
+
+FRESH_CHUNKS = 6  # the new tiles of bench_models, sent in turn
 
 
 def bench_models(
-    models: list[Path], bodies: list[tuple[bytes, str]], rounds: int, limit_s: float, log: Path
+    models: list[Path],
+    bodies: list[tuple[bytes, str]],
+    fresh: list[tuple[bytes, str]],
+    rounds: int,
+    limit_s: float,
+    log: Path,
 ) -> list[ModelRun]:
     """What serving each model costs (issue 16's serving cost): a service per model with the default
-    settings (its own precision choice, its own decision rule and review band), JSON at 1 and 8
-    connections, all measured in turn round by round (``interleaved``)."""
+    settings (its own precision choice, its own decision rule and review band). First the ``fresh``
+    tiles, each once, in ``FRESH_CHUNKS`` chunks at 8 connections, the services in turn chunk by chunk
+    (a plant's tiles come in many sizes, and what a runtime keeps of the shapes it ran pays only on the
+    ones that come again); then the ``bodies``, JSON at 1 and 8 connections, all measured in turn round
+    by round (``interleaved``)."""
     ports = {model: free_port() for model in models}
     processes = {
         model: start_service(model, ports[model], log.with_name(f"tilescan-bench-model{i}.log"))
         for i, model in enumerate(models)
     }
     try:
+        chunks = [fresh[i::FRESH_CHUNKS] for i in range(FRESH_CHUNKS)]
+        pending = {model: iter(chunks) for model in models}
+
+        def next_chunk(model: Path) -> Run:
+            return bench_http(ports[model], next(pending[model]), "json", 8, 1, limit_s, processes[model].pid)
+
+        streams = interleaved(FRESH_CHUNKS, {str(model): partial(next_chunk, model) for model in models})
         measurements: dict[str, Callable[[], Run]] = {}
         for model, port in ports.items():
             pid = processes[model].pid
@@ -566,7 +585,8 @@ def bench_models(
                 if sample.name in ("tilescan_second_looks_total", "tilescan_image_pixels_count")
             }
             share = counts.get("tilescan_second_looks_total", 0.0) / counts["tilescan_image_pixels_count"]
-            results.append(ModelRun(model.name, precision, runs[f"{model} 1"], runs[f"{model} 8"], share))
+            one, eight = runs[f"{model} 1"], runs[f"{model} 8"]
+            results.append(ModelRun(model.name, precision, one, eight, share, streams[str(model)]))
     finally:
         for process in processes.values():
             stop_service(process)
