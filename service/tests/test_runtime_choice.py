@@ -134,6 +134,16 @@ def test_the_queue_wait_scales_with_the_pixels_ahead(tiny_model: Path) -> None:
     assert engine.queue_limit(1_000, spp) == MIN_QUEUE_WAIT_SECONDS  # never sooner than that
 
 
+def test_while_the_line_stands_the_overtaken_wait_at_most_the_standing_ratio(tiny_model: Path) -> None:
+    settings = Settings(model_path=tiny_model, queue_wait_ratio=2.0, standing_wait_ratio=1.0, max_queue=4)
+    engine = Engine(settings, ServiceMetrics())
+    spp = 1e-6
+    engine.slots.running_pixels = 100_000
+    assert engine.queue_limit(200_000, spp) == pytest.approx(2 * 0.3)  # the line is short
+    engine.slots.newest_first_at = 1  # the next arrival finds the line long: it stands
+    assert engine.queue_limit(200_000, spp) == pytest.approx(0.3)
+
+
 def test_a_tile_may_wait_for_the_second_looks_running_ahead_of_it(tiny_model: Path) -> None:
     engine = Engine(Settings(model_path=tiny_model, queue_wait_ratio=1.25), ServiceMetrics())
     engine.slots.concurrency = 2

@@ -142,10 +142,12 @@ def test_while_arrivals_find_the_line_long_the_newest_starts_first(monkeypatch: 
 
         a, b = arrive(1), arrive(2)
         await _settle()
+        assert not slots.stands() and slots.stands(arriving=True)  # the next arrival would find it long
         await finish(10)
         assert a.done() and not b.done()  # two waiting: arrival order
         c, d = arrive(3), arrive(4)  # d finds three waiting: the line stands
         await _settle()
+        assert slots.stands()
         await finish(1)
         assert d.done() and not (b.done() or c.done())
         await finish(4)
@@ -153,6 +155,7 @@ def test_while_arrivals_find_the_line_long_the_newest_starts_first(monkeypatch: 
         e, f = arrive(5), arrive(6)  # b, e, f
         await _settle()
         now[0] += 1.0  # no arrival since: the longest wait goes first again, however long the line
+        assert not slots.stands()
         await finish(3)
         assert b.done() and not (e.done() or f.done())
 

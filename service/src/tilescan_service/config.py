@@ -56,9 +56,12 @@ class Settings(BaseSettings):
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 30  # from arrival to the answer's start
     # Waiting for an inference turn, after decoding; past it 503 + Retry-After. A request may wait this
     # many times what the work queued ahead of it (its pixels, at the rate timed at start-up) should
-    # take (0: no such limit); 1: no longer than a full line at its pace, which keeps the p99 of an
-    # overload within (queue places + 1) single requests (docs/benchmarks.md, "Serving") ...
-    queue_wait_ratio: Annotated[float, Field(ge=0)] = 1.0
+    # take (0: no such limit) ...
+    queue_wait_ratio: Annotated[float, Field(ge=0)] = 1.25
+    # ... or this many times, while the line stands (newest first): the requests overtaken then leave
+    # within what a full line takes at its pace, keeping an overload's p99 within (queue places + 1)
+    # single requests, where a line that is not standing keeps room for second looks ahead ...
+    standing_wait_ratio: Annotated[float, Field(ge=0)] = 1.0
     # ... and at most this long (0: no fixed limit).
     queue_timeout_seconds: Annotated[float, Field(ge=0)] = 0
     # Open connections served; beyond it uvicorn answers 503 (its limit_concurrency).

@@ -258,8 +258,10 @@ class Engine:
         ``queue_wait_ratio`` times what the pixels running and waiting ahead of it, and its own,
         should take at the line's recent pace (:meth:`_pace`, from the timing at load until turns
         are measured; at least ``MIN_QUEUE_WAIT_SECONDS``): a tile queued behind a big image may
-        wait for it, and a line that suddenly moves slower is cut short. ``queue_timeout_seconds``
-        caps it.
+        wait for it, and a line that suddenly moves slower is cut short. While the line stands
+        (:meth:`~tilescan_service.scheduling.InferenceSlots.stands`: newest first, so a request
+        arriving now may be overtaken until it leaves) ``standing_wait_ratio`` instead.
+        ``queue_timeout_seconds`` caps it.
 
         Nor is it shorter than the turns running now would take as second looks (``views`` runs of
         each image, one thread each), which the line's average pace cannot foresee: with only two
@@ -267,9 +269,11 @@ class Engine:
         fp32 and int8).
         """
         limits = []
-        if self.settings.queue_wait_ratio:
+        standing = self.slots.stands(arriving=True)
+        ratio = self.settings.standing_wait_ratio if standing else self.settings.queue_wait_ratio
+        if ratio:
             ahead = self.slots.running_pixels + self.slots.waiting_pixels + pixels
-            expected = self.settings.queue_wait_ratio * ahead * seconds_per_pixel
+            expected = ratio * ahead * seconds_per_pixel
             running = views * self.slots.concurrency * self.slots.running_pixels * seconds_per_pixel
             limits.append(max(expected, running, MIN_QUEUE_WAIT_SECONDS))
         if self.settings.queue_timeout_seconds:

@@ -64,11 +64,18 @@ class InferenceSlots:
         """The pixels of the predictions waiting for a turn."""
         return sum(pixels for pixels, turn in self._waiters if not turn.done())
 
+    def stands(self, arriving: bool = False) -> bool:
+        """Whether the newest start first now (``arriving``: or will, once one more prediction waits)."""
+        return time.monotonic() < self._standing_until or (arriving and self._long(arriving=1))
+
+    def _long(self, arriving: int) -> bool:
+        return 0 < self.newest_first_at <= self.waiting + arriving
+
     async def acquire(self, pixels: int) -> Lane:
         """Wait for a turn for an image of ``pixels`` pixels; the caller must :meth:`release` it."""
         turn: asyncio.Future[Lane] = asyncio.get_running_loop().create_future()
         self._waiters.append((pixels, turn))
-        if 0 < self.newest_first_at <= self.waiting:
+        if self._long(arriving=0):
             self._standing_until = time.monotonic() + self.standing_seconds
         self._dispatch()
         try:
