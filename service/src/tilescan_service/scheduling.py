@@ -18,11 +18,11 @@ newest starts first (adaptive LIFO, as in Maurer's "Fail at Scale", ACM Queue 20
 the line stays long whatever the order, and in arrival order every answer carries the whole line's
 wait; newest first, the answers that come are fresh, and the waiters left behind leave at their own
 queue limit (:meth:`tilescan_service.engine.Engine.queue_limit`, set on arrival from the work ahead of
-them, as in arrival order) before any inference work. The service gives the ``Retry-After`` of its refusals
-as ``standing_seconds``, so a line stays standing while the clients it turned away are still to come
-back. A line that never grows that long (the capacity's clients, each waiting for its answer before it
-asks again) keeps arrival order, and once arrivals stop finding it long, what is left of it is served
-in arrival order again: the longest waits first.
+them, at the standing line's own ratio) before any inference work. The service gives the
+``Retry-After`` of its refusals as ``standing_seconds``, so a line stays standing while the clients it
+turned away are still to come back. A line that never grows that long (the capacity's clients, each
+waiting for its answer before it asks again) keeps arrival order, and once arrivals stop finding it
+long, what is left of it is served in arrival order again: the longest waits first.
 """
 
 from __future__ import annotations
