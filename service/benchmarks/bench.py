@@ -19,8 +19,8 @@ then (e) each precision the machine can run (fp32, bf16 on OpenVINO, int8): the
 runtime alone and a service pinned to it at 8 connections, their ratios, and what
 ``TILESCAN_PRECISION=auto`` picks (issue 17; ``--precision-only`` runs just that).
 ``--compare-models A B ...`` runs only each model's serving cost against the first's (a service per
-model, default settings; 300 train tiles each once, then the test tiles in turn; issue 16). Load goes
-to 127.0.0.1 only and is bounded in requests and seconds.
+model, default settings unless ``A:VAR=value,...``; 300 train tiles each once, then the test tiles in
+turn; issue 16). Load goes to 127.0.0.1 only and is bounded in requests and seconds.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from harness import (
     machine,
     one_request,
     post,
+    settings_spec,
     start_service,
     stop_service,
 )
@@ -90,10 +91,10 @@ def main() -> None:
     parser.add_argument("--capture-only", action="store_true", help="only capture off vs on")
     parser.add_argument(
         "--compare-models",
-        type=Path,
+        type=settings_spec,
         nargs="+",
-        metavar="MODEL",
-        help="only the serving cost of these model files, each as served by default, against the first",
+        metavar="MODEL[:VAR=value,...]",
+        help="only the serving cost of these model files, each with these settings, against the first",
     )
     args = parser.parse_args()
 

@@ -112,6 +112,12 @@ def one_request(port: int, body: tuple[bytes, str]) -> tuple[int, float]:
     return status, seconds
 
 
+def settings_spec(text: str) -> tuple[str, dict[str, str]]:
+    """``what:VAR=value,VAR=value`` (nothing after the colon: the defaults) -> ``what`` and the settings."""
+    what, _, assignments = text.partition(":")
+    return what, dict(pair.split("=", 1) for pair in assignments.split(",") if pair)
+
+
 def start_service(model: Path, port: int, log: Path, **settings: str) -> subprocess.Popen:
     """A ready ``tilescan-serve`` on ``port`` with ``settings``, its output in ``log``; exits if it fails."""
     settings = {"TILESCAN_LOG_LEVEL": "INFO", **settings}

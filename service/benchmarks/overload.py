@@ -21,7 +21,7 @@ import argparse
 import time
 from pathlib import Path
 
-from harness import REPO, load_tiles, machine, start_service, stop_service
+from harness import REPO, load_tiles, machine, settings_spec, start_service, stop_service
 from scenarios import MIDDLE, Load, bench_load, overload_bound_ms
 
 from tilescan_service.client import multipart_body
@@ -29,14 +29,9 @@ from tilescan_service.config import Settings
 from tilescan_service.testing import free_port
 
 
-def setting(text: str) -> tuple[str, dict[str, str]]:
-    name, _, assignments = text.partition(":")
-    return name, dict(pair.split("=", 1) for pair in assignments.split(",") if pair)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("services", nargs="+", type=setting, help="name:VAR=value,... (the settings)")
+    parser.add_argument("services", nargs="+", type=settings_spec, help="name:VAR=value,... (the settings)")
     parser.add_argument("--model", type=Path, default=REPO / "models/tilescan.onnx")
     parser.add_argument("--images", type=int, default=48, help="test tiles, classes interleaved")
     parser.add_argument("--spell", type=float, default=5.0, help="seconds of each load in a round")

@@ -543,41 +543,41 @@ FRESH_CHUNKS = 6  # the new tiles of bench_models, sent in turn
 
 
 def bench_models(
-    models: list[Path],
+    services: list[tuple[str, dict[str, str]]],
     bodies: list[tuple[bytes, str]],
     fresh: list[tuple[bytes, str]],
     rounds: int,
     limit_s: float,
     log: Path,
 ) -> list[ModelRun]:
-    """What serving each model costs (issue 16's serving cost): a service per model with the default
-    settings (its own precision choice, its own decision rule and review band). First the ``fresh``
-    tiles, each once, in ``FRESH_CHUNKS`` chunks at 8 connections, the services in turn chunk by chunk
-    (a plant's tiles come in many sizes, and what a runtime keeps of the shapes it ran pays only on the
-    ones that come again); then the ``bodies``, JSON at 1 and 8 connections, all measured in turn round
-    by round (``interleaved``)."""
-    ports = {model: free_port() for model in models}
-    processes = {
-        model: start_service(model, ports[model], log.with_name(f"tilescan-bench-model{i}.log"))
-        for i, model in enumerate(models)
-    }
+    """What serving each model costs (issue 16's serving cost): a service per (model file, settings),
+    with the defaults for the rest (its own precision choice, its own decision rule and review band).
+    First the ``fresh`` tiles, each once, in ``FRESH_CHUNKS`` chunks at 8 connections, the services in
+    turn chunk by chunk (a plant's tiles come in many sizes, and what a runtime keeps of the shapes it
+    ran pays only on the ones that come again); then the ``bodies``, JSON at 1 and 8 connections, all
+    measured in turn round by round (``interleaved``)."""
+    names = [Path(model).name + "".join(f", {k}={v}" for k, v in env.items()) for model, env in services]
+    ports = [free_port() for _ in services]
+    processes = [
+        start_service(Path(model), port, log.with_name(f"tilescan-bench-model{i}.log"), **env)
+        for i, ((model, env), port) in enumerate(zip(services, ports, strict=True))
+    ]
     try:
         chunks = [fresh[i::FRESH_CHUNKS] for i in range(FRESH_CHUNKS)]
-        pending = {model: iter(chunks) for model in models}
+        pending = [iter(chunks) for _ in services]
 
-        def next_chunk(model: Path) -> Run:
-            return bench_http(ports[model], next(pending[model]), "json", 8, 1, limit_s, processes[model].pid)
+        def next_chunk(i: int) -> Run:
+            return bench_http(ports[i], next(pending[i]), "json", 8, 1, limit_s, processes[i].pid)
 
-        streams = interleaved(FRESH_CHUNKS, {str(model): partial(next_chunk, model) for model in models})
+        streams = interleaved(FRESH_CHUNKS, {f"{i}": partial(next_chunk, i) for i in range(len(services))})
         measurements: dict[str, Callable[[], Run]] = {}
-        for model, port in ports.items():
-            pid = processes[model].pid
-            bench_http(port, bodies, "json", 8, 1, limit_s, pid)  # warm-up (OpenVINO: each tile size)
-            measurements[f"{model} 1"] = partial(bench_http, port, bodies, "json", 1, 1, limit_s, pid)
-            measurements[f"{model} 8"] = partial(bench_http, port, bodies, "json", 8, 1, limit_s, pid)
+        for i, (port, process) in enumerate(zip(ports, processes, strict=True)):
+            bench_http(port, bodies, "json", 8, 1, limit_s, process.pid)  # warm-up (each tile size)
+            measurements[f"{i} 1"] = partial(bench_http, port, bodies, "json", 1, 1, limit_s, process.pid)
+            measurements[f"{i} 8"] = partial(bench_http, port, bodies, "json", 8, 1, limit_s, process.pid)
         runs = interleaved(rounds, measurements)
         results = []
-        for model, port in ports.items():
+        for i, port in enumerate(ports):
             precision = served_precision(port).value
             counts = {
                 sample.name: sample.value
@@ -585,10 +585,10 @@ def bench_models(
                 if sample.name in ("tilescan_second_looks_total", "tilescan_image_pixels_count")
             }
             share = counts.get("tilescan_second_looks_total", 0.0) / counts["tilescan_image_pixels_count"]
-            one, eight = runs[f"{model} 1"], runs[f"{model} 8"]
-            results.append(ModelRun(model.name, precision, one, eight, share, streams[str(model)]))
+            one, eight = runs[f"{i} 1"], runs[f"{i} 8"]
+            results.append(ModelRun(names[i], precision, one, eight, share, streams[f"{i}"]))
     finally:
-        for process in processes.values():
+        for process in processes:
             stop_service(process)
     return results
 
