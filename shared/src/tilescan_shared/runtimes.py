@@ -125,7 +125,7 @@ class OpenVinoSession:
     dataset's 1,138 tiles), but the network inside the graph runs on the tile padded to its stride, so
     what was prepared for one tile serves the next one that pads alike (128 such shapes among those
     tiles): the kept entries make a busy service answer about 1.4x the tiles a second on such a stream
-    (docs/benchmarks.md, "What a new tile size costs OpenVINO").
+    (docs/benchmarks.md, "Keeping what OpenVINO prepared").
     """
 
     def __init__(
