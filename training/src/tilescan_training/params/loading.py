@@ -21,16 +21,15 @@ class ParamsError(ValueError):
 
 
 def _build(cls: type[T], raw: Any, where: str, errors: list[str]) -> T | None:
-    """``cls`` from the mapping ``raw``; problems go to ``errors`` as dotted key paths."""
+    """``cls`` from the mapping ``raw`` at the dotted key path ``where``; problems go to ``errors``."""
     if not isinstance(raw, dict):
-        errors.append(f"{where or 'the file'} must be a mapping, not {raw!r}")
+        errors.append(f"{where} must be a mapping, not {raw!r}")
         return None
     types = get_type_hints(cls)
-    prefix = f"{where}." if where else ""
-    errors.extend(f"unknown key {prefix}{k}" for k in raw if k not in types)
+    errors.extend(f"unknown key {where}.{k}" for k in raw if k not in types)
     values: dict[str, Any] = {}
     for name, kind in types.items():
-        key = f"{prefix}{name}"
+        key = f"{where}.{name}"
         if name not in raw:
             errors.append(f"missing key {key}")
         elif raw[name] is None:
