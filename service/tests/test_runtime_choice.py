@@ -18,7 +18,7 @@ from tilescan_service.runtime_choice import choose
 from tilescan_service.scheduling import Lane
 from tilescan_service.testing import wait_ready
 from tilescan_shared.runtimes import Variant, unavailable, variant_path
-from tilescan_shared.testing import write_tiny_model
+from tilescan_shared.testing import openvino_cache_capacities, write_tiny_model
 
 PASSED = {"passed": True, "test": {"dice": 1.0}}
 
@@ -68,24 +68,13 @@ def test_with_bf16_chosen_big_images_run_fp32_on_onnxruntime(tmp_path: Path) -> 
         assert big.variant is Variant.FP32 and big.providers == ["CPUExecutionProvider"]
 
 
-def test_the_openvino_cache_setting_reaches_every_bf16_session(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_openvino_cache_setting_reaches_every_bf16_session(tmp_path: Path) -> None:
     model = write_tiny_model(tmp_path / "tilescan.onnx", variants={"bf16": PASSED})
     if unavailable(Variant.BF16, model, ["CPUExecutionProvider"]) is not None:
         pytest.skip("no bf16 here")
-    import openvino as ov
-
-    asked = []
-    compile_model = ov.Core.compile_model
-
-    def recording(core: ov.Core, graph: object, device: str, config: dict[str, str]) -> object:
-        asked.append(config["CPU_RUNTIME_CACHE_CAPACITY"])
-        return compile_model(core, graph, device, config)
-
-    monkeypatch.setattr(ov.Core, "compile_model", recording)
     settings = Settings(model_path=model, precision="bf16", intra_op_threads=2, openvino_cache_capacity=7)
-    assert choose(settings).precision == "bf16"
+    with openvino_cache_capacities() as asked:
+        assert choose(settings).precision == "bf16"
     assert asked == ["7", "7"]  # the solo lane and the shared lane
 
 

@@ -17,7 +17,7 @@ from tilescan_shared.runtimes import (
     unavailable,
     variant_path,
 )
-from tilescan_shared.testing import bright_square, write_tiny_model
+from tilescan_shared.testing import bright_square, openvino_cache_capacities, write_tiny_model
 
 SERVED = Path(__file__).resolve().parents[2] / "models" / "tilescan.onnx"
 
@@ -65,22 +65,13 @@ def test_int8_runs_its_own_file(tmp_path):
     assert predictor.providers == [CPU]
 
 
-def test_bf16_asks_openvino_to_keep_what_it_prepared(tmp_path, monkeypatch):
+def test_bf16_asks_openvino_to_keep_what_it_prepared(tmp_path):
     model = write_tiny_model(tmp_path / "tilescan.onnx", variants={"bf16": {"passed": True}})
     if (reason := unavailable(Variant.BF16, model, [CPU])) is not None:
         pytest.skip(reason)
-    import openvino as ov
-
-    asked = []
-    compile_model = ov.Core.compile_model
-
-    def recording(core, graph, device, config):
-        asked.append(config["CPU_RUNTIME_CACHE_CAPACITY"])
-        return compile_model(core, graph, device, config)
-
-    monkeypatch.setattr(ov.Core, "compile_model", recording)
-    Predictor(model, variant=Variant.BF16)
-    OpenVinoSession(model, intra_op_threads=1, cache_capacity=0)
+    with openvino_cache_capacities() as asked:
+        Predictor(model, variant=Variant.BF16)
+        OpenVinoSession(model, intra_op_threads=1, cache_capacity=0)
     assert asked == [str(OPENVINO_CACHE_CAPACITY), "0"]
 
 

@@ -66,16 +66,17 @@ class InferenceSlots:
 
     def stands(self, arriving: bool = False) -> bool:
         """Whether the newest start first now (``arriving``: or will, once one more prediction waits)."""
-        return time.monotonic() < self._standing_until or (arriving and self._long(arriving=1))
+        return time.monotonic() < self._standing_until or (arriving and self._long(extra=1))
 
-    def _long(self, arriving: int) -> bool:
-        return 0 < self.newest_first_at <= self.waiting + arriving
+    def _long(self, extra: int) -> bool:
+        """Whether ``extra`` more waiters would find the line long enough to stand."""
+        return 0 < self.newest_first_at <= self.waiting + extra
 
     async def acquire(self, pixels: int) -> Lane:
         """Wait for a turn for an image of ``pixels`` pixels; the caller must :meth:`release` it."""
         turn: asyncio.Future[Lane] = asyncio.get_running_loop().create_future()
         self._waiters.append((pixels, turn))
-        if self._long(arriving=0):
+        if self._long(extra=0):
             self._standing_until = time.monotonic() + self.standing_seconds
         self._dispatch()
         try:

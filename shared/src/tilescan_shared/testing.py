@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -100,3 +103,19 @@ def bright_square(
 def mask_rows(mask: np.ndarray) -> list[list[int]]:
     """The mask as a list of rows of 0/1 ints: what the JSON answer's ``pred`` must hold."""
     return (mask > 0).astype(np.uint8).tolist()
+
+
+@contextmanager
+def openvino_cache_capacities() -> Iterator[list[str]]:
+    """The ``CPU_RUNTIME_CACHE_CAPACITY`` of every model OpenVINO compiles inside the block, in order."""
+    import openvino as ov
+
+    asked: list[str] = []
+    compile_model = ov.Core.compile_model
+
+    def recording(core: ov.Core, graph: object, device: str, config: dict[str, str]) -> object:
+        asked.append(config["CPU_RUNTIME_CACHE_CAPACITY"])
+        return compile_model(core, graph, device, config)
+
+    with mock.patch.object(ov.Core, "compile_model", recording):
+        yield asked
