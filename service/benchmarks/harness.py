@@ -33,10 +33,17 @@ class Run:
     wall: float
     errors: int = 0
     cpu_s: float = 0.0  # CPU time of the process that did the work (direct: this one; HTTP: the server)
+    # HTTP: the CPU time the clients themselves used (this process), taken from the service's CPUs when
+    # both run on one machine
+    client_cpu_s: float = 0.0
 
     @property
     def cpu_ms_per_image(self) -> float:
         return self.cpu_s / len(self.latencies) * 1000
+
+    @property
+    def client_cpu_ms_per_image(self) -> float:
+        return self.client_cpu_s / len(self.latencies) * 1000
 
     @property
     def images_per_s(self) -> float:
@@ -54,6 +61,7 @@ class Run:
             sum(run.wall for run in runs),
             sum(run.errors for run in runs),
             sum(run.cpu_s for run in runs),
+            sum(run.client_cpu_s for run in runs),
         )
 
 

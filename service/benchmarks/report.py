@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 
 import yaml
@@ -278,16 +279,18 @@ def report_precision(runs: list[PrecisionRun], auto: dict[str, object]) -> None:
     fp32 = next(run for run in runs if run.precision == "fp32")
     print(
         "\n| precision | runtime alone, solo tiles/s | alone, side by side | service c=8 tiles/s "
-        "| service / runtime | service / fp32 service | service CPU ms/tile | service p50 ms |"
+        "| service / runtime | service / fp32 service | service CPU ms/tile | clients' CPU ms/tile "
+        "| service p50 ms |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for run in runs:
         ratio = run.service.images_per_s / run.runtime_images_per_s
         vs_fp32 = run.service.images_per_s / fp32.service.images_per_s
         print(
             f"| {run.precision} | {run.solo.images_per_s:.1f} | {run.side_by_side.images_per_s:.1f} "
             f"| {run.service.images_per_s:.1f} | {ratio:.2f}x ({_verdict(ratio >= SERVICE_VS_RUNTIME)}) "
-            f"| {vs_fp32:.2f}x | {run.service.cpu_ms_per_image:.1f} | {run.service.percentile(50):.1f} |"
+            f"| {vs_fp32:.2f}x | {run.service.cpu_ms_per_image:.1f} "
+            f"| {run.service.client_cpu_ms_per_image:.1f} | {run.service.percentile(50):.1f} |"
         )
     best = max(runs, key=lambda run: run.service.images_per_s)
     gain = best.service.images_per_s / fp32.service.images_per_s
@@ -297,3 +300,12 @@ def report_precision(runs: list[PrecisionRun], auto: dict[str, object]) -> None:
         f"errors: {sum(run.service.errors for run in runs)}"
     )
     print(f"TILESCAN_PRECISION=auto picks {auto['precision']}: {auto['reason']}")
+    # The runtime alone has the machine's CPUs to itself; the service shares them with its clients.
+    cpus = os.cpu_count() or 1
+    for run in runs:
+        http = run.service
+        service, clients = (seconds / http.wall / cpus for seconds in (http.cpu_s, http.client_cpu_s))
+        print(
+            f"{run.precision} at 8 connections: the service used {service:.0%} of the {cpus} CPUs, "
+            f"its clients {clients:.0%}"
+        )

@@ -142,12 +142,14 @@ def bench_http(
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
     started, cpu_started = time.perf_counter(), process_cpu_s(server_pid)
+    client_cpu_started = time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall, cpu_s = time.perf_counter() - started, process_cpu_s(server_pid) - cpu_started
-    return Run(f"service {fmt.upper()} (c={concurrency})", latencies, wall, errors, cpu_s)
+    client_cpu_s = time.process_time() - client_cpu_started
+    return Run(f"service {fmt.upper()} (c={concurrency})", latencies, wall, errors, cpu_s, client_cpu_s)
 
 
 # The share of a load's time whose requests show a steady overload: past its start, before its end
