@@ -301,7 +301,7 @@ def report_precision(runs: list[PrecisionRun], auto: dict[str, object]) -> None:
     )
     print(f"TILESCAN_PRECISION=auto picks {auto['precision']}: {auto['reason']}")
     # The runtime alone has the machine's CPUs to itself; the service shares them with its clients.
-    cpus = os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0))  # the CPUs this process and the services it started may use
     for run in runs:
         http = run.service
         service, clients = (seconds / http.wall / cpus for seconds in (http.cpu_s, http.client_cpu_s))
