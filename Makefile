@@ -67,7 +67,7 @@ serve: $(SERVE_STAMP)  ## run the API on 127.0.0.1:8000 (PORT=8080 make serve to
 
 BENCH_ARGS ?=
 bench: $(SERVE_STAMP)  ## time the runtime vs the HTTP service on the test images, per precision (BENCH_ARGS=--precision-only)
-	$(UV) onnx pyyaml  # the shadow's tiny model and the precision comparison's re-stamped copy; the pod's memory limit
+	$(UV) onnx pyyaml py-spy  # py-spy: cpu_by_thread.py names the threads; the shadow's tiny model and the precision comparison's re-stamped copy; the pod's memory limit
 	$(BIN)/python service/benchmarks/bench.py $(BENCH_ARGS)
 
 URL ?= http://127.0.0.1:8000
