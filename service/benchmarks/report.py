@@ -301,11 +301,14 @@ def report_precision(runs: list[PrecisionRun], auto: dict[str, object]) -> None:
     )
     print(f"TILESCAN_PRECISION=auto picks {auto['precision']}: {auto['reason']}")
     # The runtime alone has the machine's CPUs to itself; the service shares them with its clients.
+    # What it spends a tile bounds it even with no CPU idle (cpu_by_thread.py says on what).
     cpus = len(os.sched_getaffinity(0))  # the CPUs this process and the services it started may use
     for run in runs:
         http = run.service
         service, clients = (seconds / http.wall / cpus for seconds in (http.cpu_s, http.client_cpu_s))
+        full = cpus * 1000 / http.cpu_ms_per_image
         print(
             f"{run.precision} at 8 connections: the service used {service:.0%} of the {cpus} CPUs, "
-            f"its clients {clients:.0%}"
+            f"its clients {clients:.0%}; at its CPU a tile, all {cpus} CPUs would answer at most "
+            f"{full:.1f} tiles/s, {full / run.runtime_images_per_s:.2f}x its runtime alone"
         )
