@@ -75,7 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         copy = measurement_model(args.model, Path(tmp))  # every precision may run, for timing
         port = free_port()
-        log = Path(tmp) / "service.log"
+        log = Path(tempfile.gettempdir()) / "tilescan-cpu-by-thread.log"  # kept, for a service that fails
         service = start_service(copy, port, log, TILESCAN_PRECISION=args.precision)
         try:
             bench_http(port, bodies, "json", CONNECTIONS, 2, 60, service.pid)  # warm: every tile size once
