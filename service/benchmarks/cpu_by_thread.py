@@ -25,7 +25,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from harness import REPO, load_tiles, machine, start_service, stop_service
+from harness import REPO, load_tiles, machine, start_service, stop_service, thread_cpu_s
 from scenarios import bench_http, measurement_model
 
 from tilescan_service.client import multipart_body
@@ -33,19 +33,6 @@ from tilescan_service.testing import free_port
 from tilescan_shared.predictor import Variant
 
 CONNECTIONS = 8
-
-
-def thread_cpu_s(pid: int) -> dict[int, float]:
-    """Each thread's user + system CPU seconds so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rpartition(")")[2].split()
-        except FileNotFoundError:  # the thread ended meanwhile
-            continue
-        seconds[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return seconds
 
 
 def python_threads(pid: int) -> dict[int, str]:

@@ -106,7 +106,23 @@ def post(conn: http.client.HTTPConnection, path: str, body: bytes, content_type:
 
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process, all its threads (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return _stat_cpu_s(Path(f"/proc/{pid}/stat"))
+
+
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each of a process's threads, by OS thread id (Linux ``/proc``)."""
+    seconds = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            seconds[int(stat.parent.name)] = _stat_cpu_s(stat)
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return seconds
+
+
+def _stat_cpu_s(stat: Path) -> float:
+    """utime + stime of a ``/proc`` ``stat`` file, in seconds."""
+    fields = stat.read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
