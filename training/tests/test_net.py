@@ -34,7 +34,7 @@ def test_loss_prefers_the_right_answer_and_handles_empty_masks():
     target = torch.zeros(1, 1, 8, 8)
     target[..., 2:5, 2:5] = 1
     loss = SegmentationLoss(
-        LossParams(bce_weight=1.0, dice_weight=1.0, focal_gamma=2.0, pos_weight=2.0, decision_weight=1.0)
+        LossParams(bce_weight=1.0, dice_weight=1.0, dice_over="batch", focal_gamma=2.0, pos_weight=2.0, decision_weight=1.0)
     )
     good = loss((target * 2 - 1) * 6, target)
     bad = loss(-(target * 2 - 1) * 6, target)
@@ -48,7 +48,7 @@ def test_a_few_steps_reduce_the_joint_loss():
     masks = (images > 0.7).float()
     masks[:2] = 0  # two defect-free tiles for the decision head
     net = UNet(base_channels=4, depth=2)
-    params = LossParams(bce_weight=1.0, dice_weight=1.0, focal_gamma=0.0, pos_weight=1.0, decision_weight=1.0)
+    params = LossParams(bce_weight=1.0, dice_weight=1.0, dice_over="batch", focal_gamma=0.0, pos_weight=1.0, decision_weight=1.0)
     loss = SegDecLoss(params)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     first = None

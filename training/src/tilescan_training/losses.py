@@ -33,8 +33,15 @@ class SegmentationLoss(nn.Module):
         if p.focal_gamma > 0:
             p_true = prob * target + (1 - prob) * (1 - target)
             bce = bce * (1 - p_true) ** p.focal_gamma
-        inter = (prob * target).sum()
-        dice = 1 - (2 * inter + 1) / (prob.sum() + target.sum() + 1)
+        if p.dice_over == "tile":
+            # Per crop, over the crops that hold a defect (a defect-free crop's Dice is 0/0; BCE covers it).
+            inter, total = (prob * target).flatten(1).sum(1), (prob + target).flatten(1).sum(1)
+            has_defect = target.flatten(1).amax(1) > 0
+            per_tile = 1 - (2 * inter + 1) / (total + 1)
+            dice = (per_tile * has_defect).sum() / has_defect.sum().clamp(min=1)
+        else:
+            inter = (prob * target).sum()
+            dice = 1 - (2 * inter + 1) / (prob.sum() + target.sum() + 1)
         return p.bce_weight * bce.mean() + p.dice_weight * dice
 
 

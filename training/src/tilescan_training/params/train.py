@@ -17,6 +17,9 @@ class NetParams:
 class LossParams:
     bce_weight: float
     dice_weight: float
+    # "batch": one soft Dice over the batch's pixels (big defects weigh most); "tile": the mean of each
+    # defect crop's own soft Dice, so a blowhole's few pixels weigh as much as an Uneven patch.
+    dice_over: str
     # Focal modulation of the BCE term (0 = plain BCE) and positive-class weight for it.
     focal_gamma: float
     pos_weight: float
