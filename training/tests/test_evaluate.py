@@ -74,6 +74,17 @@ def test_score_hand_computed():
     assert metrics["looked_again"] == 0.0
 
 
+def test_macro_dice_weighs_each_class_the_same():
+    # crack: 25 true pixels, 10 false (Dice 50/60); blowhole: 25 true pixels missed (Dice 0)
+    missed = _tile("blowhole", True)
+    missed.probability[:] = 0.0
+    tiles = [_tile("crack", True, speck=0.9), missed]
+    metrics = score(tiles, DecisionRule(threshold=0.5))
+    assert metrics["dice"] == pytest.approx(50 / 85)
+    assert metrics["macro_dice"] == pytest.approx((50 / 60 + 0) / 2)
+    assert score([_tile("free", False)], DecisionRule())["macro_dice"] == 1.0
+
+
 def test_min_region_area_removes_small_false_alarms():
     tiles = [_tile("crack", True, speck=0.9), _tile("free", False, speck=0.9)]
     metrics = score(tiles, DecisionRule(threshold=0.5, min_region_area=11))

@@ -34,12 +34,36 @@ def test_loss_prefers_the_right_answer_and_handles_empty_masks():
     target = torch.zeros(1, 1, 8, 8)
     target[..., 2:5, 2:5] = 1
     loss = SegmentationLoss(
-        LossParams(bce_weight=1.0, dice_weight=1.0, dice_over="batch", focal_gamma=2.0, pos_weight=2.0, decision_weight=1.0)
+        LossParams(
+            bce_weight=1.0,
+            dice_weight=1.0,
+            dice_over="batch",
+            focal_gamma=2.0,
+            pos_weight=2.0,
+            decision_weight=1.0,
+        )
     )
     good = loss((target * 2 - 1) * 6, target)
     bad = loss(-(target * 2 - 1) * 6, target)
     assert good < bad
     assert torch.isfinite(loss(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)))
+
+
+def test_dice_per_tile_weighs_a_small_defect_as_much_as_a_big_one():
+    """A big defect found and a 4x4 one missed: over the batch's pixels the miss hardly counts."""
+    target = torch.zeros(3, 1, 16, 16)
+    target[0, :, :12, :12] = 1
+    target[1, :, 4:8, 4:8] = 1  # the third crop is defect-free: no Dice of its own
+    logits = torch.full_like(target, -20.0)
+    logits[0][target[0].bool()] = 20.0
+
+    def dice_term(over: str) -> float:
+        params = LossParams(0.0, 1.0, over, focal_gamma=0.0, pos_weight=1.0, decision_weight=1.0)
+        return SegmentationLoss(params)(logits, target).item()
+
+    # Per crop (soft Dice with +1 smoothing): 0 for the big one, 1 - 1/17 for the missed one.
+    assert dice_term("tile") == pytest.approx((1 - 1 / 17) / 2, abs=1e-4)
+    assert dice_term("batch") == pytest.approx(1 - 289 / 305, abs=1e-4)
 
 
 def test_a_few_steps_reduce_the_joint_loss():
@@ -48,7 +72,14 @@ def test_a_few_steps_reduce_the_joint_loss():
     masks = (images > 0.7).float()
     masks[:2] = 0  # two defect-free tiles for the decision head
     net = UNet(base_channels=4, depth=2)
-    params = LossParams(bce_weight=1.0, dice_weight=1.0, dice_over="batch", focal_gamma=0.0, pos_weight=1.0, decision_weight=1.0)
+    params = LossParams(
+        bce_weight=1.0,
+        dice_weight=1.0,
+        dice_over="batch",
+        focal_gamma=0.0,
+        pos_weight=1.0,
+        decision_weight=1.0,
+    )
     loss = SegDecLoss(params)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     first = None

@@ -22,7 +22,7 @@ def test_a_worse_model_fails_at_the_gate_and_nothing_is_built_or_released(sandbo
     run = sandbox.act("push", "deploy-dev.yml")
     assert run.returncode != 0
     assert "Failure - Main Gate against main's model" in run.output
-    assert "| dice improvement | >= BASE + 0.0050 | 0.7805 | 0.6154 | **FAIL** |" in run.output
+    assert "| macro_dice improvement | >= BASE + 0.0050 | 0.7805 | 0.6154 | **FAIL** |" in run.output
     assert not run.called("build-push")
     assert not run.called("heroku")
     assert not run.called("docker")

@@ -93,6 +93,6 @@ def test_a_worse_experiment_is_labelled_and_commented_not_merged(experiment):
     reason = (experiment.state / "gh-comment.md").read_text()
     assert (
         "Not merged automatically" in reason
-        and "dice improvement | >= BASE + 0.0050 | 0.7805 | 0.6154 | **FAIL**" in reason
+        and "macro_dice improvement | >= BASE + 0.0050 | 0.7805 | 0.6154 | **FAIL**" in reason
     )
     assert "models/tilescan.onnx is unchanged" in run.output  # the served model stays dev's

@@ -81,7 +81,8 @@ def look_all(predictor: Predictor, tiles: list[Tile]) -> list[Looked]:
 
 
 def score(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any]:
-    """Micro Dice/IoU over defect tiles; per class Dice, IoU, tiles and tiles found; tile detection."""
+    """Micro Dice/IoU over defect tiles, the mean of the classes' Dice (macro); per class Dice, IoU,
+    tiles and tiles found; tile detection."""
     per_class: dict[str, PixelCounts] = {}
     images_per_class: dict[str, int] = {}
     found_per_class: dict[str, int] = {}
@@ -99,6 +100,8 @@ def score(tiles: list[Scored], rule: DecisionRule) -> dict[str, Any]:
     detection = detection_scores(np.array(flagged), np.array(actual))
     return {
         "dice": total.dice,
+        # Each defect class's Dice weighs the same: micro Dice is mostly the big defects' pixels.
+        "macro_dice": float(np.mean([c.dice for c in per_class.values()])) if per_class else 1.0,
         "iou": total.iou,
         "false_alarm_rate": detection.false_alarm_rate,
         "precision": detection.precision,

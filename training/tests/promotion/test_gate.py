@@ -63,15 +63,20 @@ def test_the_verdict_says_how_well_the_test_tiles_resolve_the_dice_difference(ba
     )
 
 
-def _answers(found: list[bool]) -> gate.Answers:
-    """Tiles with a 4x4 defect each, answered exactly where ``found``, else not at all; one free tile."""
+def _answers(
+    found: list[bool], classes: list[str] | None = None, sides: list[int] | None = None
+) -> gate.Answers:
+    """Tiles with a square defect each (``sides``, default 4 pixels; class ``crack`` unless ``classes``),
+    answered exactly where ``found``, else not at all; one free tile."""
     scored = []
     for i, hit in enumerate([*found, False]):
         truth = np.zeros((8, 8), np.uint8)
         defect = i < len(found)
+        side = sides[i] if defect and sides else 4
         if defect:
-            truth[2:6, 2:6] = 255
-        record = Record(f"t{i}", "crack" if defect else "free", "", "", 8, 8, 16 if defect else 0, "", "")
+            truth[:side, :side] = 255
+        cls = (classes[i] if classes else "crack") if defect else "free"
+        record = Record(f"t{i}", cls, "", "", 8, 8, side * side if defect else 0, "", "")
         probability = (truth / 255.0 if hit else np.zeros((8, 8))).astype(np.float32)
         scored.append(Scored(record, truth, truth, probability, None))
     return gate.Answers(scored, DecisionRule(threshold=0.5))
@@ -84,9 +89,21 @@ def test_the_dice_interval_spans_what_other_draws_of_the_tiles_give():
     assert resolution.difference == pytest.approx(1 - 2 * 32 / (2 * 32 + 32))
     # Draws of mostly found tiles differ little, draws of mostly missed ones a lot.
     assert 0 <= resolution.low < resolution.difference < resolution.high <= 1
-    assert gate.dice_difference(_answers([]), _answers([])) == gate.Resolution(0.0, 0.0, 0.0, 0)
+    assert gate.dice_difference(_answers([]), _answers([])) == gate.Resolution("dice", 0.0, 0.0, 0.0, 0)
     with pytest.raises(ValueError, match="different tiles"):
         gate.dice_difference(new, _answers([True, True, True]))
+
+
+def test_the_macro_interval_weighs_each_class_the_same():
+    """A big Uneven defect found by both, a small Blowhole found by one: micro Dice hardly moves."""
+    classes, sides = ["uneven", "blowhole"], [8, 2]
+    new, old = _answers([True, True], classes, sides), _answers([True, False], classes, sides)
+    micro = gate.dice_difference(new, old)
+    macro = gate.dice_difference(new, old, "macro_dice")
+    assert micro.difference == pytest.approx(1 - 2 * 64 / (2 * 64 + 4))
+    assert macro.metric == "macro_dice" and macro.difference == pytest.approx(0.5)
+    # Every draw holds the Uneven tile or the Blowhole tile or both: 0, 0.5 or 1 gained.
+    assert 0 <= macro.low <= 0.5 <= macro.high <= 1
 
 
 def test_worse_model_is_refused(baseline, capsys):

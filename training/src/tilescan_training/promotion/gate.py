@@ -19,8 +19,9 @@ verdict as a Markdown table. The rules are ``promote:`` in ``params.yaml``:
   fp32 answers and must still pass :mod:`tilescan_training.variants`' rules (where this machine can
   run it; otherwise the verdict says it was not checked).
 
-Beside the verdict it prints how well the test split resolves the Dice difference: a paired bootstrap
-interval over its defect tiles (:func:`dice_difference`). It informs the reader and decides nothing.
+Beside the verdict it prints how well the test split resolves the difference in the primary metric (or
+in micro Dice, for a primary other than a Dice): a paired bootstrap interval over its defect tiles
+(:func:`dice_difference`). It informs the reader and decides nothing.
 
 A first model, with no model file at ``BASE``, is judged on the floor alone. A missing model or test
 split is an error rather than a pass.
@@ -54,6 +55,8 @@ from tilescan_training.variants import score_variant
 DATA_DIR = Path("data/ingested")
 SPLIT_CSV = Path("data/split.csv")
 BOOTSTRAP_RESAMPLES = 2000
+# The metrics dice_difference resamples, as the verdict names them.
+RESOLVED = {"dice": "Dice", "macro_dice": "Dice averaged over the classes"}
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,9 @@ class Check:
 
 @dataclass(frozen=True)
 class Resolution:
-    """The workspace's test Dice minus ``BASE``'s, and its 95% paired bootstrap interval."""
+    """The workspace's test Dice (micro or macro) minus ``BASE``'s, and its 95% paired bootstrap interval."""
 
+    metric: str  # "dice" or "macro_dice"
     difference: float
     low: float
     high: float
@@ -170,27 +174,38 @@ def _defect_counts(scored: list[Scored], rule: DecisionRule) -> np.ndarray:
     return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
 
-def _micro_dice(counts: np.ndarray) -> np.ndarray:
-    """Micro Dice of each resample: ``counts`` is ``[..., tiles, 3]``."""
-    return dice(*np.moveaxis(counts.sum(axis=-2), -1, 0))
+def _dice_of(counts: np.ndarray, classes: np.ndarray, metric: str) -> np.ndarray:
+    """Dice of each resample: ``counts`` is ``[..., tiles, 3]``, ``classes`` the tiles' one-hot
+    ``[..., tiles, classes]``. Macro: the mean over the classes a resample holds."""
+    if metric == "dice":
+        return dice(*np.moveaxis(counts.sum(axis=-2), -1, 0))
+    per_class = np.einsum("...tk,...tc->...ck", counts, classes)  # [..., classes, 3]
+    present = classes.sum(axis=-2) > 0
+    class_dice = dice(*np.moveaxis(per_class, -1, 0))
+    return (class_dice * present).sum(axis=-1) / present.sum(axis=-1)
 
 
-def dice_difference(new: Answers, old: Answers, seed: int = 0) -> Resolution:
-    """``new``'s micro Dice minus ``old``'s on the same tiles, with a 95% paired bootstrap interval.
+def dice_difference(new: Answers, old: Answers, metric: str = "dice", seed: int = 0) -> Resolution:
+    """``new``'s Dice minus ``old``'s on the same tiles, with a 95% paired bootstrap interval.
 
-    The defect tiles are drawn with replacement, the same draw for both models, so what both answer
-    alike cancels out. On about fifty defect tiles the interval is a few hundredths wide, far wider
-    than ``min_improvement``: a model can pass or fail by the luck of which tiles the split holds.
+    ``metric``: ``dice`` (micro, over all defect pixels) or ``macro_dice`` (the mean of the classes'
+    Dice, as :func:`tilescan_training.scoring.score`). The defect tiles are drawn with replacement, the
+    same draw for both models, so what both answer alike cancels out. On about fifty defect tiles the
+    interval is a few hundredths wide, far wider than ``min_improvement``: a model can pass or fail by
+    the luck of which tiles the split holds.
     """
     if [t.record.id for t in new.scored] != [t.record.id for t in old.scored]:
         raise ValueError("the two models were scored on different tiles")
     a, b = _defect_counts(new.scored, new.rule), _defect_counts(old.scored, old.rule)
     if not len(a):  # no defect tile to draw: both Dice are 1 (no defect pixel anywhere)
-        return Resolution(0.0, 0.0, 0.0, 0)
+        return Resolution(metric, 0.0, 0.0, 0.0, 0)
+    names = [t.record.cls for t in new.scored if t.record.has_defect]
+    classes = np.array([[name == c for c in sorted(set(names))] for name in names], dtype=np.float64)
     draws = np.random.default_rng(seed).integers(0, len(a), size=(BOOTSTRAP_RESAMPLES, len(a)))
-    differences = _micro_dice(a[draws]) - _micro_dice(b[draws])
+    differences = _dice_of(a[draws], classes[draws], metric) - _dice_of(b[draws], classes[draws], metric)
     low, high = np.percentile(differences, [2.5, 97.5])
-    return Resolution(float(_micro_dice(a) - _micro_dice(b)), float(low), float(high), len(a))
+    difference = _dice_of(a, classes, metric) - _dice_of(b, classes, metric)
+    return Resolution(metric, float(difference), float(low), float(high), len(a))
 
 
 def check_variants(
@@ -239,7 +254,8 @@ def compare_models(
     old, old_answers = model_scores(base_model, names, tiles)
     unchanged = same_answers(model, base_model)
     verdict = judge(base, new, old, rules, unchanged, variant_checks, variant_note)
-    return dataclasses.replace(verdict, resolution=dice_difference(answers, old_answers))
+    metric = rules.primary if rules.primary in RESOLVED else "dice"
+    return dataclasses.replace(verdict, resolution=dice_difference(answers, old_answers, metric))
 
 
 def committed_file(rev: str, path: str, repo: Path = Path()) -> bytes | None:
@@ -296,9 +312,9 @@ def to_markdown(verdict: Verdict) -> str:
     resolution = ""
     if r := verdict.resolution:
         resolution = (
-            f"\n\nTest Dice, workspace - `{verdict.base}`: {r.difference:+.4f}; 95% paired bootstrap over "
-            f"its {r.tiles} defect tiles: [{r.low:+.4f}, {r.high:+.4f}] (how far another draw of such "
-            "tiles could move it; it decides nothing)"
+            f"\n\nTest {RESOLVED[r.metric]}, workspace - `{verdict.base}`: {r.difference:+.4f}; 95% paired "
+            f"bootstrap over its {r.tiles} defect tiles: [{r.low:+.4f}, {r.high:+.4f}] (how far another "
+            "draw of such tiles could move it; it decides nothing)"
         )
     return f"{table}{outcome}{note}.{resolution}\n"
 
