@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -30,19 +32,23 @@ def test_the_tile_decision_does_not_train_the_mask_through_its_input():
     assert net.decision.classify.weight.grad.abs().sum() > 0
 
 
+def _loss_params(**changes: float | str) -> LossParams:
+    """Plain BCE plus Dice over the batch, weights 1, with ``changes``."""
+    base = LossParams(
+        bce_weight=1.0,
+        dice_weight=1.0,
+        dice_over="batch",
+        focal_gamma=0.0,
+        pos_weight=1.0,
+        decision_weight=1.0,
+    )
+    return replace(base, **changes)
+
+
 def test_loss_prefers_the_right_answer_and_handles_empty_masks():
     target = torch.zeros(1, 1, 8, 8)
     target[..., 2:5, 2:5] = 1
-    loss = SegmentationLoss(
-        LossParams(
-            bce_weight=1.0,
-            dice_weight=1.0,
-            dice_over="batch",
-            focal_gamma=2.0,
-            pos_weight=2.0,
-            decision_weight=1.0,
-        )
-    )
+    loss = SegmentationLoss(_loss_params(focal_gamma=2.0, pos_weight=2.0))
     good = loss((target * 2 - 1) * 6, target)
     bad = loss(-(target * 2 - 1) * 6, target)
     assert good < bad
@@ -58,8 +64,7 @@ def test_dice_per_tile_weighs_a_small_defect_as_much_as_a_big_one():
     logits[0][target[0].bool()] = 20.0
 
     def dice_term(over: str) -> float:
-        params = LossParams(0.0, 1.0, over, focal_gamma=0.0, pos_weight=1.0, decision_weight=1.0)
-        return SegmentationLoss(params)(logits, target).item()
+        return SegmentationLoss(_loss_params(bce_weight=0.0, dice_over=over))(logits, target).item()
 
     # Per crop (soft Dice with +1 smoothing): 0 for the big one, 1 - 1/17 for the missed one.
     assert dice_term("tile") == pytest.approx((1 - 1 / 17) / 2, abs=1e-4)
@@ -72,15 +77,7 @@ def test_a_few_steps_reduce_the_joint_loss():
     masks = (images > 0.7).float()
     masks[:2] = 0  # two defect-free tiles for the decision head
     net = UNet(base_channels=4, depth=2)
-    params = LossParams(
-        bce_weight=1.0,
-        dice_weight=1.0,
-        dice_over="batch",
-        focal_gamma=0.0,
-        pos_weight=1.0,
-        decision_weight=1.0,
-    )
-    loss = SegDecLoss(params)
+    loss = SegDecLoss(_loss_params())
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     first = None
     for _ in range(30):
