@@ -91,3 +91,19 @@ def test_a_section_that_is_not_a_mapping_is_an_error(tmp_path):
     path = _write(tmp_path, lambda raw: raw.update(promote=[1, 2]))
     with pytest.raises(ParamsError, match=r"promote must be a mapping"):
         load_section(path, "promote", PromoteParams)
+
+
+@pytest.mark.parametrize(
+    ("section", "path", "value", "options"),
+    [
+        ("train", ("loss", "dice_over"), "tiles", "'batch', 'tile'"),
+        ("train", ("optimizer", "schedule"), "linear", "'onecycle', 'cosine', 'constant'"),
+        ("export", ("int8", "calibration"), "magic", "'minmax', 'entropy', 'percentile'"),
+    ],
+)
+def test_a_choice_outside_its_options_is_an_error_naming_them(tmp_path, section, path, value, options):
+    path_to = _write(tmp_path, lambda raw: raw[section][path[0]].update({path[1]: value}))
+    with pytest.raises(ParamsError) as err:
+        load_section(path_to, section, SECTIONS[section])
+    key = ".".join((section, *path))
+    assert str(err.value) == f"params.yaml: key {key} must be one of {options}, not {value!r}"

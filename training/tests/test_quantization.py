@@ -63,11 +63,6 @@ def test_nodes_kept_in_fp32_are_not_quantized(fp32, tmp_path, int8_params):
     assert _quantized_convs(onnx.load(str(kept)).graph) == quantized - head
 
 
-def test_an_unknown_calibration_is_refused(fp32, tmp_path, int8_params):
-    with pytest.raises(ValueError, match="minmax"):
-        quantize_int8(fp32, tmp_path / "x.onnx", TILES, replace(int8_params, calibration="magic"))
-
-
 def _record(i: int, cls: str) -> Record:
     return Record(f"{cls}/{i}", cls, f"{i}.png", f"{i}m.png", 8, 8, 0, "", "")
 

@@ -101,8 +101,6 @@ class SegmentationModule(pl.LightningModule):
         steps = int(self.trainer.estimated_stepping_batches)
         if p.schedule == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=p.lr, total_steps=steps)
-        elif p.schedule == "cosine":
+        else:  # cosine (params.yaml's loader allows no other)
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        else:
-            raise ValueError(f"unknown schedule {p.schedule!r}: use onecycle, cosine or constant")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

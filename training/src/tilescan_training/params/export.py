@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
 class Int8Params:
-    # How activation ranges are read from the calibration tiles: minmax, entropy or percentile.
-    calibration: str
+    # How activation ranges are read from the calibration tiles.
+    calibration: Literal["minmax", "entropy", "percentile"]
     calibration_tiles: int  # train tiles, spread over the classes
     keep_fp32: tuple[str, ...]  # ONNX node name prefixes left unquantized, e.g. [/net/decision]
 

@@ -2,14 +2,14 @@
 
 ``params.yaml`` is the only source of values: the dataclasses have no defaults, and :func:`load_section`
 rejects a section that lacks a key or has one too many, naming it (``params.yaml: missing key
-promote.floor``).
+promote.floor``), and a choice (a ``Literal`` field) outside its options, before any stage runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -36,6 +36,9 @@ def _build(cls: type[T], raw: Any, where: str, errors: list[str]) -> T | None:
             errors.append(f"key {key} has no value")
         elif dataclasses.is_dataclass(kind):
             values[name] = _build(kind, raw[name], key, errors)  # type: ignore[arg-type]
+        elif get_origin(kind) is Literal and raw[name] not in get_args(kind):
+            options = ", ".join(map(repr, get_args(kind)))
+            errors.append(f"key {key} must be one of {options}, not {raw[name]!r}")
         else:
             values[name] = tuple(raw[name]) if isinstance(raw[name], list) else raw[name]
     return None if errors else cls(**values)

@@ -4,7 +4,7 @@ export builds the same network)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class LossParams:
     dice_weight: float
     # "batch": one soft Dice over the batch's pixels (big defects weigh most); "tile": the mean of each
     # defect crop's own soft Dice, so a blowhole's few pixels weigh as much as an Uneven patch.
-    dice_over: str
+    dice_over: Literal["batch", "tile"]
     # Focal modulation of the BCE term (0 = plain BCE) and positive-class weight for it.
     focal_gamma: float
     pos_weight: float
@@ -43,8 +43,7 @@ class AugmentParams:
 class OptimizerParams:
     lr: float
     weight_decay: float
-    # "onecycle", "cosine" or "constant"
-    schedule: str
+    schedule: Literal["onecycle", "cosine", "constant"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class TrainParams:
     num_nodes: int
     strategy: str
     precision: str
-    # NHWC tensors: with bf16-mixed, ~3x faster convolutions on AVX-512 CPUs (oneDNN).
+    # NHWC tensors (oneDNN's preferred layout for some nets; measured slower for this one: params.yaml).
     channels_last: bool
     # torch.compile the training forward pass (inductor: about a minute to build on the CPU).
     compile: bool
