@@ -40,8 +40,9 @@ RUN python3 -m venv /opt/venv \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin tilescan
 
 WORKDIR /app
-# The model and its int8 sibling (the service times the precisions it may run and serves the fastest)
-COPY models/tilescan.onnx models/tilescan.int8.onnx /app/models/
+# The model and its int8 sibling where int8 passed evaluation (the service times the precisions it may
+# run and serves the fastest); the wildcard lets a model without one build too.
+COPY models/tilescan*.onnx /app/models/
 
 USER 10001
 EXPOSE 8000

@@ -45,9 +45,13 @@ def experiment(sandbox):
 
 
 def trained(sandbox, version: str, threshold: float) -> None:
-    """What `dvc exp run` (stood in) leaves in the workspace: the candidate model and its metrics."""
+    """What `dvc exp run` (stood in) leaves in the workspace: the candidate model, its metrics, the lock
+    file and the training curves (the files the pull request commits)."""
     out = sandbox.root / "trained"
     (out / "models").mkdir(parents=True)
+    (out / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    (out / "dvclive").mkdir()
+    (out / "dvclive/metrics.json").write_text('{"val": {"score": 0.9}}\n')
     write_tiny_model(out / "models/candidate.onnx", threshold=threshold, version=version)
     (out / "evaluation").mkdir()
     names = ["dice", "iou", "false_alarm_rate"]
@@ -78,6 +82,7 @@ def test_a_better_experiment_is_reported_and_merged_automatically(experiment):
     assert "base_channels" in report
     assert not run.called("gh pr edit")
     assert "models/tilescan.onnx is now the candidate" in run.output  # make promote, before the PR
+    assert "M\tmodels/tilescan.onnx" in (experiment.state / "pr-files.txt").read_text().splitlines()
 
 
 def test_a_worse_experiment_is_labelled_and_commented_not_merged(experiment):

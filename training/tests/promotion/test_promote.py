@@ -6,6 +6,8 @@ import pytest
 
 from tilescan_training.promotion import promote, served
 
+INT8_PASSED = {"int8": {"passed": True}}
+
 
 def test_a_better_candidate_becomes_the_served_model(repo, capsys):
     repo.model(0.6, version="A")
@@ -18,17 +20,18 @@ def test_a_better_candidate_becomes_the_served_model(repo, capsys):
 
 
 def test_the_int8_sibling_is_promoted_with_its_model_and_never_left_stale(repo):
+    served_int8 = repo.root / "models/tilescan.int8.onnx"
+    candidate_int8 = repo.root / "models/candidate.int8.onnx"
     repo.model(0.4, version="A")
     repo.model(0.4, version="A", path="models/tilescan.int8.onnx")
     repo.candidate(0.6, version="B")
+    repo.model(0.6, version="B", path="models/candidate.int8.onnx")
     assert promote.main([]) == 0
-    assert not (repo.root / "models/tilescan.int8.onnx").exists()  # A's, and B has none
-    repo.candidate(0.9, version="C")
-    repo.model(0.9, version="C", path="models/candidate.int8.onnx")
+    assert not served_int8.exists()  # not A's, and B's int8 failed evaluation: B does not list it
+    repo.candidate(0.9, version="C", variants=INT8_PASSED)
+    repo.model(0.9, version="C", path="models/candidate.int8.onnx", variants=INT8_PASSED)
     assert promote.main([]) == 0
-    assert (repo.root / "models/tilescan.int8.onnx").read_bytes() == (
-        repo.root / "models/candidate.int8.onnx"
-    ).read_bytes()
+    assert served_int8.read_bytes() == candidate_int8.read_bytes()
 
 
 def test_a_worse_candidate_leaves_the_served_model_alone(repo, capsys):

@@ -2,7 +2,8 @@
 
 ``dvc repro`` ends with ``models/candidate.onnx`` (the exported graph stamped with the rule chosen on val,
 its test metrics and the reduced precisions that passed) and its int8 sibling; the files the service, the
-images and every deployment load are ``models/tilescan.onnx`` and ``models/tilescan.int8.onnx``.
+images and every deployment load are ``models/tilescan.onnx`` and, when the model lists int8 among the
+precisions that passed, ``models/tilescan.int8.onnx``.
 This is the one way from the first to the second: both are scored on the workspace's test split with the
 rules of :mod:`tilescan_training.promotion.gate`, and the candidate is copied over the served model only
 when the verdict is "promote". Exits 0 when it was promoted, 1 when the served model stays.
@@ -16,6 +17,9 @@ import shutil
 import sys
 from pathlib import Path
 
+import onnx
+
+from tilescan_shared.model_info import read_info
 from tilescan_shared.runtimes import Variant, variant_path
 from tilescan_training.params.loading import load_section
 from tilescan_training.params.promote import PromoteParams
@@ -32,10 +36,12 @@ def promote(rules: PromoteParams, repo: Path = Path()) -> Verdict:
         return Verdict("served", error=str(err))
     if verdict.promote:
         # The int8 sibling first: a service watching the main file reloads both once that one changes.
-        # A candidate without one (an older pipeline) must not be paired with the old model's.
+        # One the candidate does not list as passed (it failed evaluation, or an older pipeline made
+        # none) is never served, and the old model's must not be left beside it.
+        passed = read_info(onnx.load(str(candidate))).variants
         for variant in (Variant.INT8, Variant.FP32):
             source, target = variant_path(candidate, variant), variant_path(served, variant)
-            if not source.exists():
+            if variant != Variant.FP32 and (variant.value not in passed or not source.exists()):
                 target.unlink(missing_ok=True)
                 continue
             staged = target.with_name(target.name + ".promoting")
