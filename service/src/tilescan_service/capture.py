@@ -100,10 +100,6 @@ class Capturer:
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
 
-    async def drained(self) -> None:
-        if self._queue is not None:
-            await self._queue.join()
-
     def reason(self, answer: Answer) -> str | None:
         """Why this answer should be captured, or ``None``."""
         if abs(answer.score - answer.threshold) <= self.band:
