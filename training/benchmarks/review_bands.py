@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tilescan_shared.predictor import CPU, Predictor
-from tilescan_training.calibration import review_options
+from tilescan_training.calibration import describe, review_options
 from tilescan_training.manifest import read_records, read_split, records_in
 from tilescan_training.params.evaluate import EvaluateParams
 from tilescan_training.params.loading import load_section
@@ -52,14 +52,13 @@ def main() -> None:
     for budget, thresholds in ((b, g) for b in args.budgets or [params.max_false_alarm_rate] for g in grids):
         searched = replace(params, max_false_alarm_rate=budget, thresholds=thresholds)
         for option in review_options(val, searched):
-            r, s = option.rule, option.scores
-            band = "none" if r.review is None else f"[{r.review[0]}, {r.review[1]}]"
-            classes = " ".join(f"{c} {v['dice']:.3f}" for c, v in s["per_class"].items())
+            row, per_class = describe(option), option.scores["per_class"]
+            classes = " ".join(f"{c} {v['dice']:.3f}" for c, v in per_class.items())
             print(
-                f"| {budget:.0%} | {band} | {r.tile_threshold:.3f} "
-                f"| {r.threshold} / {r.min_region_area} / {r.min_region_peak} | {s['recall']:.3f} "
-                f"| {s['false_alarm_rate']:.3f} | {s['dice']:.4f} "
-                f"| {classes} | {s['looked_again']:.0%} |"
+                f"| {budget:.0%} | {row['review_band']} | {row['tile_threshold']:.3f} "
+                f"| {row['threshold']} / {row['min_region_area']} / {row['min_region_peak']} "
+                f"| {row['recall']:.3f} | {row['false_alarm_rate']:.3f} | {row['dice']:.4f} "
+                f"| {classes} | {row['looked_again']:.0%} |"
             )
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from tilescan_shared.masks import DecisionRule
 from tilescan_shared.predictor import Inference
-from tilescan_training.calibration import choose_rule, choose_tile_threshold
+from tilescan_training.calibration import choose_rule, choose_tile_threshold, describe
 from tilescan_training.manifest import Record
 from tilescan_training.params.evaluate import EvaluateParams
 from tilescan_training.scoring import Looked, Scored, Tile, reference_protocol, score, tile_ranking
@@ -33,6 +33,11 @@ def _looked(tiles: list[Scored], mirrored_scores: list[float] | None = None) -> 
         mirrored = [Inference(t.probability, s) for s in views]
         looked.append(Looked(Tile(t.record, t.image, t.truth), first, mirrored))
     return looked
+
+
+def _choose(val: list[Looked], params: EvaluateParams) -> tuple[DecisionRule, dict, list[Scored]]:
+    best, _ = choose_rule(val, params)
+    return best.rule, best.scores, best.answers
 
 
 def _params(
@@ -94,7 +99,7 @@ def test_min_region_area_removes_small_false_alarms():
 def test_peak_filter_is_part_of_the_rule_search():
     val = [_tile("crack", True), _tile("free", False, speck=0.45)]
     params = _params(thresholds=(0.4,), min_region_peaks=(0.0, 0.3, 0.6), max_false_alarm_rate=0.0)
-    rule, scores, _ = choose_rule(_looked(val), params)
+    rule, scores, _ = _choose(_looked(val), params)
     # the 0.45 speck passes threshold 0.4 but never reaches peak 0.6; peak 0.3 <= threshold is skipped
     assert rule == DecisionRule(0.4, 0, 0.6) and scores["dice"] == 1.0
 
@@ -102,11 +107,11 @@ def test_peak_filter_is_part_of_the_rule_search():
 def test_rule_is_chosen_within_the_false_alarm_budget():
     val = [_tile("crack", True), _tile("free", False, speck=0.45), _tile("free", False)]
     params = _params(thresholds=(0.4, 0.6))
-    rule, scores, _ = choose_rule(_looked(val), params)
+    rule, scores, _ = _choose(_looked(val), params)
     assert rule == DecisionRule(0.6, 0) and scores["false_alarm_rate"] == 0.0
     # With no rule inside the budget, the fewest false alarms wins.
     noisy = [_tile("crack", True), _tile("free", False, speck=0.9)]
-    rule, _, _ = choose_rule(_looked(noisy), _params(thresholds=(0.4, 0.95)))
+    rule, _, _ = _choose(_looked(noisy), _params(thresholds=(0.4, 0.95)))
     assert rule.threshold == 0.95
 
 
@@ -123,10 +128,10 @@ def test_the_rule_search_keeps_every_class_at_the_dice_floor_where_a_rule_can():
     small.probability[5:7, 5:7] = 0.7  # the whole defect: 4 pixels
     looked = _looked([big, small, _tile("free", False)])
     params = _params(thresholds=(0.5,), min_region_areas=(0, 8))
-    rule, scores, _ = choose_rule(looked, params)
+    rule, scores, _ = _choose(looked, params)
     assert rule.min_region_area == 8 and scores["per_class"]["blowhole"]["dice"] == 0.0
     assert scores["dice"] == pytest.approx(200 / 204)
-    rule, scores, _ = choose_rule(looked, replace(params, min_class_dice=0.75))
+    rule, scores, _ = _choose(looked, replace(params, min_class_dice=0.75))
     assert rule.min_region_area == 0 and scores["per_class"]["blowhole"]["dice"] == 1.0
     assert scores["dice"] == pytest.approx(208 / 214)
 
@@ -148,15 +153,15 @@ def test_the_band_whose_rule_keeps_every_class_at_the_floor_wins():
     looked[0] = replace(looked[0], mirrored=[Inference(blob, 0.9)] * 3)
     looked[1] = replace(looked[1], mirrored=[Inference(faint, 0.9)] * 3)
     params = _params(thresholds=(0.5,), max_false_alarm_rate=0.0, review_bands=((0.5, 0.95),))
-    rule, scores, _ = choose_rule(looked, params)
+    rule, scores, _ = _choose(looked, params)
     assert rule.review is None and scores["dice"] == pytest.approx(200 / 204)
-    rule, scores, _ = choose_rule(looked, replace(params, min_class_dice=0.75))
+    rule, scores, _ = _choose(looked, replace(params, min_class_dice=0.75))
     assert rule.review == (0.5, 0.95) and scores["dice"] == pytest.approx(208 / 214)
     assert scores["per_class"]["blowhole"]["dice"] == 1.0
 
 
 def test_the_class_floor_holds_for_a_val_split_without_defect_tiles():
-    rule, _, _ = choose_rule(_looked([_tile("free", False)]), _params(thresholds=(0.5,), min_class_dice=0.75))
+    rule, _, _ = _choose(_looked([_tile("free", False)]), _params(thresholds=(0.5,), min_class_dice=0.75))
     assert rule.threshold == 0.5
 
 
@@ -194,7 +199,7 @@ def test_tile_threshold_finds_the_most_defects_within_the_false_alarm_budget():
 def test_the_tile_decision_comes_first_then_the_pixel_rule():
     """The free tiles' specks would be false alarms for any pixel rule; the tile score rejects them."""
     val = _scored(defect_scores=[0.9, 0.8], free_scores=[0.2, 0.1])
-    rule, scores, _ = choose_rule(_looked(val), _params(thresholds=(0.5,), max_false_alarm_rate=0.0))
+    rule, scores, _ = _choose(_looked(val), _params(thresholds=(0.5,), max_false_alarm_rate=0.0))
     assert 0.2 < rule.tile_threshold < 0.8
     assert scores["false_alarm_rate"] == 0.0 and scores["recall"] == 1.0 and scores["dice"] == 1.0
     assert tile_ranking(val) == {"roc_auc": 1.0, "average_precision": 1.0}
@@ -202,7 +207,7 @@ def test_the_tile_decision_comes_first_then_the_pixel_rule():
 
 def test_models_without_a_tile_score_keep_the_pixel_rule_alone():
     val = [_tile("crack", True), _tile("free", False)]
-    rule, _, _ = choose_rule(_looked(val), _params(thresholds=(0.5,), review_bands=((0.0, 1.0),)))
+    rule, _, _ = _choose(_looked(val), _params(thresholds=(0.5,), review_bands=((0.0, 1.0),)))
     assert rule.tile_threshold is None
     assert tile_ranking(val) is None
 
@@ -213,9 +218,9 @@ def test_a_review_band_is_chosen_when_the_second_look_finds_more_defect_tiles():
     val = _scored(defect_scores=[0.9, 0.3], free_scores=[0.6, 0.1])
     mirrored = [0.9, 0.9, 0.1, 0.1]  # means: defect 0.9 and 0.75, free 0.225 and 0.1
     params = _params(thresholds=(0.5,), max_false_alarm_rate=0.0, review_bands=((0.2, 0.7), (0.05, 0.95)))
-    plain_rule, plain, _ = choose_rule(_looked(val), replace(params, review_bands=()))
+    plain_rule, plain, _ = _choose(_looked(val), replace(params, review_bands=()))
     assert plain_rule.review is None and plain["recall"] == 0.5
-    rule, scores, answers = choose_rule(_looked(val, mirrored), params)
+    rule, scores, answers = _choose(_looked(val, mirrored), params)
     # Both bands find both defect tiles; (0.2, 0.7) looks again at two tiles, (0.05, 0.95) at three.
     assert rule.review == (0.2, 0.7) and 0.225 < rule.tile_threshold < 0.75
     assert scores["recall"] == 1.0 and scores["false_alarm_rate"] == 0.0 and scores["looked_again"] == 0.5
@@ -224,7 +229,7 @@ def test_a_review_band_is_chosen_when_the_second_look_finds_more_defect_tiles():
 
 def test_no_review_band_when_the_second_look_changes_nothing():
     val = _scored(defect_scores=[0.9, 0.3], free_scores=[0.6, 0.1])
-    rule, scores, _ = choose_rule(_looked(val), _params(thresholds=(0.5,), review_bands=((0.0, 1.0),)))
+    rule, scores, _ = _choose(_looked(val), _params(thresholds=(0.5,), review_bands=((0.0, 1.0),)))
     assert rule.review is None and scores["looked_again"] == 0.0
 
 
@@ -238,9 +243,24 @@ def test_each_review_band_is_judged_with_its_own_pixel_rule():
     looked = _looked([defect, free])
     looked[0] = replace(looked[0], mirrored=[Inference(clean, 0.99)] * 3)
     bands = ((0.05, 0.95), (0.05, 1.0))
-    plain_rule, plain, _ = choose_rule(looked, _params(thresholds=(0.1, 0.5), max_false_alarm_rate=0.0))
+    plain_rule, plain, _ = _choose(looked, _params(thresholds=(0.1, 0.5), max_false_alarm_rate=0.0))
     assert plain_rule.threshold == 0.1 and plain["dice"] == pytest.approx(50 / 60)
     params = _params(thresholds=(0.1, 0.5), max_false_alarm_rate=0.0, review_bands=bands)
-    rule, scores, answers = choose_rule(looked, params)
+    rule, scores, answers = _choose(looked, params)
     assert rule.review == (0.05, 1.0) and rule.threshold == 0.5
     assert scores["dice"] == 1.0 and [a.views for a in answers] == [4, 1]
+
+
+def test_the_rule_comes_with_every_option_it_was_chosen_from():
+    val = _scored(defect_scores=[0.9, 0.3], free_scores=[0.6, 0.1])
+    mirrored = [0.9, 0.9, 0.1, 0.1]
+    params = _params(thresholds=(0.5,), max_false_alarm_rate=0.0, review_bands=((0.2, 0.7),))
+    best, options = choose_rule(_looked(val, mirrored), params)
+    rows = [describe(o) for o in options]
+    assert [r["review_band"] for r in rows] == ["none", "0.2-0.7"] and best is options[1]
+    assert [r["recall"] for r in rows] == [0.5, 1.0] and [r["looked_again"] for r in rows] == [0.0, 0.5]
+    assert rows[1]["threshold"] == 0.5 and rows[1]["false_alarm_rate"] == 0.0
+    assert rows[1]["weakest_class_dice"] == 1.0
+    # A model without a tile score has one way to decide: the pixel rule alone.
+    best, options = choose_rule(_looked([_tile("crack", True), _tile("free", False)]), params)
+    assert options == [best] and describe(best)["tile_threshold"] is None

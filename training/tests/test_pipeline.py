@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -110,6 +111,10 @@ def test_every_stage_writes_its_outputs(pipeline_repo: Path):
     for png in ("dice_vs_threshold.png", "training_curves.png", "tile_pr.png"):
         assert (repo / "evaluation/plots" / png).stat().st_size > 1000
     assert len(list((repo / "evaluation/examples").glob("*.png"))) == 3
+    with open(repo / "evaluation/plots/rule_options.csv", newline="") as f:
+        options = list(csv.DictReader(f))
+    # no second look and each of params.yaml's review bands, one of them chosen
+    assert len(options) == 1 + 3 and [o["chosen"] for o in options].count("True") == 1
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"ingest", "split", "train", "export", "evaluate"}
     assert "up to date" in _run(["dvc", "status"], repo).lower()

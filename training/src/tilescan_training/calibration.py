@@ -63,12 +63,13 @@ class Option:
 
 def choose_rule(
     val: list[Looked], params: EvaluateParams, dice_tolerance: float = 0.0
-) -> tuple[DecisionRule, dict[str, Any], list[Scored]]:
-    """The rule, its val scores and val's answers under it (the module doc says how it is chosen)."""
+) -> tuple[Option, list[Option]]:
+    """The chosen option and every option it was chosen from (the module doc says how)."""
     plain = [t.answer(None) for t in val]
     if any(t.tile_score is None for t in plain):
         rule, scores = choose_pixel_rule(plain, params, None)
-        return rule, scores, plain
+        only = Option(rule, scores, plain)
+        return only, [only]
     options = review_options(val, params)
     recall = max(o.scores["recall"] for o in options)
     finding = [o for o in options if o.scores["recall"] == recall]
@@ -79,7 +80,24 @@ def choose_rule(
         (o for o in finding if o.scores["dice"] >= dice - dice_tolerance),
         key=lambda o: o.scores["looked_again"],
     )
-    return best.rule, best.scores, best.answers
+    return best, options
+
+
+def describe(option: Option) -> dict[str, Any]:
+    """One option as a table row: its rule and what it does on val (``rule_options.csv``, the report)."""
+    rule, s = option.rule, option.scores
+    return {
+        "review_band": "none" if rule.review is None else f"{rule.review[0]}-{rule.review[1]}",
+        "tile_threshold": rule.tile_threshold,
+        "threshold": rule.threshold,
+        "min_region_area": rule.min_region_area,
+        "min_region_peak": rule.min_region_peak,
+        "recall": s["recall"],
+        "false_alarm_rate": s["false_alarm_rate"],
+        "dice": s["dice"],
+        "weakest_class_dice": min((c["dice"] for c in s["per_class"].values()), default=1.0),
+        "looked_again": s["looked_again"],
+    }
 
 
 def class_floor(scores: dict[str, Any], floor: float) -> float:

@@ -1,14 +1,16 @@
 """``make report BASE=<rev>``: ``report.md``, the workspace's model against the one committed at ``BASE``.
 
 Sections: the gate's verdict, every metric with its change (``dvc metrics diff``), the per-class table,
-the params that changed (``dvc params diff``), the training and Dice-vs-threshold curves and a few
-example predictions. The images are the PNGs the evaluate stage renders offline, linked by paths
-relative to the report so that ``cml comment create`` can publish them.
+the decision rules evaluate tried on val (the chosen one in bold), the params that changed (``dvc
+params diff``), the training and Dice-vs-threshold curves and a few example predictions. The images
+are the PNGs the evaluate stage renders offline, linked by paths relative to the report so that ``cml
+comment create`` can publish them.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 from pathlib import Path
@@ -27,6 +29,7 @@ CURVES = {
         "evaluation/plots/tile_pr.png"
     ),
 }
+RULE_OPTIONS = "evaluation/plots/rule_options.csv"
 EXAMPLES_DIR = "evaluation/examples"
 PER_CLASS = "per_class."
 
@@ -80,6 +83,32 @@ def per_class_table(changes: dict[str, Change], base: str) -> str:
     return header + "\n".join(rows) + "\n"
 
 
+def rule_options_table(path: Path) -> str:
+    """Evaluate's ``rule_options.csv``: each way of deciding tried on val, the chosen one in bold."""
+    if not path.is_file():
+        return f"*`{RULE_OPTIONS}` is missing.*\n"
+    header = (
+        "| review band | tile threshold | pixel rule (threshold / area / peak) | tile recall "
+        "| false alarms | Dice | weakest class Dice | looked again |\n"
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n"
+    )
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            tile = f"{float(r['tile_threshold']):.3f}" if r["tile_threshold"] else "-"
+            cells = [
+                r["review_band"],
+                tile,
+                f"{r['threshold']} / {r['min_region_area']} / {r['min_region_peak']}",
+                *(f"{float(r[k]):.3f}" for k in ("recall", "false_alarm_rate", "dice", "weakest_class_dice")),
+                f"{float(r['looked_again']):.0%}",
+            ]
+            if r["chosen"] == "True":
+                cells = [f"**{c}**" for c in cells]
+            rows.append("| " + " | ".join(cells) + " |")
+    return header + "\n".join(rows) + "\n"
+
+
 def params_table(diff: dict[str, dict[str, Change]], base: str) -> str:
     rows = [
         f"| `{path}` | {name} | {_value(c.old)} | {_value(c.new)} |"
@@ -114,6 +143,8 @@ def build_report(base: str, rules: PromoteParams, repo: Path, out: Path, example
         metrics_table(metrics, base),
         "### Per class (test split, defect tiles)\n",
         per_class_table(metrics.get(rules.metrics_file, {}), base),
+        "### Decision rule, chosen on val (the rule in bold; each band with its own thresholds)\n",
+        rule_options_table(repo / RULE_OPTIONS),
         "### Changed params\n",
         params_table(params_diff(base, repo), base),
         "### Curves\n",

@@ -1,7 +1,7 @@
 """Stage ``evaluate``: choose the decision rule on val (:mod:`tilescan_training.calibration`), score
 test (and the plant's test split, when there are plant tiles), judge the reduced precisions against
-fp32 (:mod:`tilescan_training.variants`), write the metrics, plots and example panels, and seal the
-candidate model.
+fp32 (:mod:`tilescan_training.variants`), write the metrics, plots (and ``rule_options.csv``: every
+rule tried on val, the chosen one marked) and example panels, and seal the candidate model.
 
 Every number comes from ``shared``'s :class:`Predictor` and :func:`segment` on the exported ONNX
 file at each image's native resolution, i.e. from the code the service runs. Test is only scored. The
@@ -30,7 +30,7 @@ from tilescan_shared.model_info import read_info, stamp
 from tilescan_shared.predictor import Predictor, Variant
 from tilescan_shared.runtimes import variant_path
 from tilescan_training import plots
-from tilescan_training.calibration import choose_rule
+from tilescan_training.calibration import Option, choose_rule, describe
 from tilescan_training.manifest import FREE_CLASS, read_records, read_split, records_in
 from tilescan_training.params.evaluate import EvaluateParams
 from tilescan_training.params.loading import load_section
@@ -63,7 +63,8 @@ def evaluate(
     entries = read_split(split_csv)
     tiles = {split: load_tiles(records_in(split, records, entries), data_dir) for split in ("val", "test")}
 
-    rule, val_scores, val = choose_rule(look_all(predictor, tiles["val"]), params, dice_tolerance)
+    chosen, options = choose_rule(look_all(predictor, tiles["val"]), params, dice_tolerance)
+    rule, val_scores, val = chosen.rule, chosen.scores, chosen.answers
     test = predict_all(predictor, tiles["test"], rule)
     fp32 = {"val": val, "test": test}
     metrics = measure(val, test, rule, val_scores)
@@ -74,6 +75,7 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_plots(out_dir / "plots", val, test, rule, params.thresholds, live_plots)
+    write_options(out_dir / "plots" / "rule_options.csv", options, chosen)
     write_examples(out_dir / "examples", test, rule, params.examples)
     scores = [t.tile_score for t in val if t.tile_score is not None]
     seal(exported, candidate, rule, metrics, drift.reference({"tile_score": scores}) if scores else {})
@@ -120,6 +122,11 @@ def write_plots(
         _write_tile_pr(test, rule, plots_dir)
     if live_plots is not None:
         plots.training_curves(live_plots, plots_dir / "training_curves.png")
+
+
+def write_options(path: Path, options: list[Option], chosen: Option) -> None:
+    """What each way of deciding tried on val does there, the chosen one marked (the report's table)."""
+    _write_csv(path, [describe(o) | {"chosen": o is chosen} for o in options])
 
 
 def write_examples(examples_dir: Path, test: list[Scored], rule: DecisionRule, count: int) -> None:
@@ -182,7 +189,7 @@ def _examples(tiles: list[Scored], count: int) -> list[Scored]:
     return picked
 
 
-def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
